@@ -1,0 +1,5 @@
+//! Consistent hashing and key placement.
+
+pub mod hashfn;
+
+pub use hashfn::HashFn;

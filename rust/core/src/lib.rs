@@ -1,0 +1,6 @@
+//! distcore-core: the algorithms behind distcore, in pure Rust with no Python.
+
+pub mod error;
+pub mod hashing;
+
+pub use error::{Error, Result};

@@ -1,0 +1,92 @@
+//! The exception hierarchy and the one place where core errors become Python exceptions.
+
+use distcore_core::Error;
+use pyo3::exceptions::{PyException, PyKeyError, PyLookupError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::{create_exception, PyErr};
+
+create_exception!(
+    distcore.exceptions,
+    DistcoreError,
+    PyException,
+    "Base class of every error distcore raises."
+);
+create_exception!(
+    distcore.exceptions,
+    EmptyRingError,
+    DistcoreError,
+    "A lookup on a ring with no nodes."
+);
+create_exception!(
+    distcore.exceptions,
+    NodeNotFoundError,
+    DistcoreError,
+    "A node name that is not on the ring."
+);
+create_exception!(
+    distcore.exceptions,
+    DuplicateNodeError,
+    DistcoreError,
+    "A node name that is already on the ring."
+);
+create_exception!(
+    distcore.exceptions,
+    InvalidWeightError,
+    DistcoreError,
+    "A node weight that is not a positive finite number."
+);
+create_exception!(
+    distcore.exceptions,
+    ConfigError,
+    DistcoreError,
+    "A configuration (for example a nutcracker YAML) that is not valid."
+);
+
+/// Adds the built-in base that matches each exception's meaning, so `except LookupError` and
+/// `except ValueError` keep working. `create_exception!` allows only one base, hence this step.
+pub fn add_builtin_bases(py: Python<'_>) -> PyResult<()> {
+    let pairs: [(Bound<'_, pyo3::types::PyType>, Bound<'_, pyo3::types::PyType>); 5] = [
+        (py.get_type::<EmptyRingError>(), py.get_type::<PyLookupError>()),
+        (py.get_type::<NodeNotFoundError>(), py.get_type::<PyKeyError>()),
+        (py.get_type::<DuplicateNodeError>(), py.get_type::<PyValueError>()),
+        (py.get_type::<InvalidWeightError>(), py.get_type::<PyValueError>()),
+        (py.get_type::<ConfigError>(), py.get_type::<PyValueError>()),
+    ];
+    for (cls, builtin) in pairs {
+        let bases = pyo3::types::PyTuple::new(py, [cls.getattr("__base__")?, builtin.into_any()])?;
+        cls.setattr("__bases__", bases)?;
+    }
+    Ok(())
+}
+
+/// A core error on its way to Python; `#[pyfunction]`s return `Result<T, PyDistError>` so `?` works.
+pub struct PyDistError(pub Error);
+
+impl From<Error> for PyDistError {
+    fn from(e: Error) -> Self {
+        PyDistError(e)
+    }
+}
+
+impl From<PyDistError> for PyErr {
+    fn from(e: PyDistError) -> PyErr {
+        let msg = e.0.to_string();
+        match e.0 {
+            Error::EmptyRing => EmptyRingError::new_err(msg),
+            Error::DuplicateNode(_) => DuplicateNodeError::new_err(msg),
+            Error::UnknownNode(_) => NodeNotFoundError::new_err(msg),
+            Error::InvalidWeight(_) => InvalidWeightError::new_err(msg),
+            Error::UnknownHash(_) | Error::InvalidArgument(_) => PyValueError::new_err(msg),
+            Error::Config(_) => ConfigError::new_err(msg),
+        }
+    }
+}
+
+/// A key must be str (hashed as UTF-8) or bytes-like; anything else is a `TypeError`.
+pub fn key_type_error(obj: &Bound<'_, PyAny>) -> PyErr {
+    let tname = obj
+        .get_type()
+        .name()
+        .map_or_else(|_| "?".to_owned(), |n| n.to_string());
+    PyTypeError::new_err(format!("key must be str or bytes, not {tname}"))
+}

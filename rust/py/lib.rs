@@ -1,0 +1,29 @@
+//! `distcore._core`: thin PyO3 bindings over `distcore-core`. Users import `distcore.*`, never this module.
+
+mod errors;
+mod hashing;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+mod _core {
+    use super::{errors, hashing};
+    use pyo3::prelude::*;
+
+    #[pymodule_export]
+    use errors::{
+        ConfigError, DistcoreError, DuplicateNodeError, EmptyRingError, InvalidWeightError,
+        NodeNotFoundError,
+    };
+
+    // Python's dunder name, not a Rust constant.
+    #[allow(non_upper_case_globals)]
+    #[pymodule_export]
+    const __version__: &str = env!("CARGO_PKG_VERSION");
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        errors::add_builtin_bases(m.py())?;
+        hashing::register(m)
+    }
+}
