@@ -10,10 +10,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-from keys import memcached_keys
-from services import MemcachedServer, Nutcracker, locate
 
 from distcore.hashing import HASH_FUNCTIONS, KetamaRing, hash_key
+
+from keys import memcached_keys
+from services import MemcachedServer, Nutcracker, locate
 
 Pool = Callable[[int], list[MemcachedServer]]
 Proxy = Callable[[dict[str, dict[str, Any]]], Nutcracker]
@@ -163,8 +164,8 @@ def keys_landing_on(ring: KetamaRing, point: int, hash_name: str, count: int) ->
 def test_a_point_collision_goes_to_the_server_sorted_first(
     nutcracker: Proxy, memcached_pool: Pool, order: str
 ) -> None:
-    # md5("n81-j") and md5("n975-j") share the point 607858066: twemproxy gives it to "n81", the name
-    # that sorts first (shorter first), whatever the config order.
+    # md5("n81-j") and md5("n975-j") share the point 607858066: twemproxy gives it to "n81",
+    # the name that sorts first (shorter first), whatever the config order.
     backends = memcached_pool(2)
     names = ["n81", "n975"] if order == "n81 first" else ["n975", "n81"]
     pool = {

@@ -75,7 +75,9 @@ class KetamaRing(_core.KetamaRing):
         pools = _load_nutcracker(config)
         if pool is None:
             if len(pools) != 1:
-                raise ConfigError(f"pool: the config has {len(pools)} pools, name one of {sorted(pools)}")
+                raise ConfigError(
+                    f"pool: the config has {len(pools)} pools, name one of {sorted(pools)}"
+                )
             pool = next(iter(pools))
         if pool not in pools:
             raise ConfigError(f"pool: no pool {pool!r} in the config (has {sorted(pools)})")
@@ -90,7 +92,7 @@ class KetamaRing(_core.KetamaRing):
             raise ConfigError(f"{pool}.servers: must be a non-empty list")
         for s in servers:
             if not isinstance(s, str):
-                raise ConfigError(f"{pool}.servers: each server must be \"host:port:weight [name]\"")
+                raise ConfigError(f'{pool}.servers: each server must be "host:port:weight [name]"')
         hash_name = conf.get("hash", "fnv1a_64")
         if hash_name not in HASH_FUNCTIONS:
             raise ConfigError(f"{pool}.hash: unknown hash {hash_name!r}")
