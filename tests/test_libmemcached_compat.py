@@ -10,6 +10,7 @@ from typing import Any
 
 import pylibmc
 import pytest
+
 from distcore.hashing import KetamaRing
 
 from keys import memcached_keys

@@ -1,7 +1,7 @@
 # Hand-written stub of the native module; `make stubtest` checks it against the binary.
 # Each capability keeps its own section; helpers append theirs between begin/end markers.
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, final
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
