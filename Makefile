@@ -58,7 +58,7 @@ stubtest: ## check python/distcore/_core.pyi against the installed binary
 
 .PHONY: test
 test: install lint-rust test-rust wheel lint-python stubtest ## everything: lints, cargo test, the release wheel, stubtest and pytest against the wheel
-	cd tests && ../$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS) .
+	DISTCORE_EXPECT_WHEEL=1 $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 .PHONY: bench
 bench: build-prod ## benchmarks side by side with the peers; prints ratios, writes bench-results/*.png

@@ -27,14 +27,14 @@ def services_required() -> bool:
     return os.environ.get(REQUIRE_ENV, "").strip() not in ("", "0", "false", "no")
 
 
-def service_unavailable(msg: str) -> NoReturn:
-    """Fail (DISTCORE_REQUIRE_SERVICES=1) or skip the current test, with a how-to."""
+INSTALL_HINT = "run `make test` as root (it installs Debian's memcached and nutcracker)"
+
+
+def service_unavailable(msg: str, hint: str = INSTALL_HINT) -> NoReturn:
+    """Fail (DISTCORE_REQUIRE_SERVICES=1) or skip the current test, saying how to fix it."""
     if services_required():
         pytest.fail(f"{msg} ({REQUIRE_ENV}=1 makes this a failure)", pytrace=False)
-    pytest.skip(
-        f"{msg}: run `make test` as root (it installs Debian's memcached and "
-        f"nutcracker) or set {REQUIRE_ENV}=1 to make this a failure"
-    )
+    pytest.skip(f"{msg}: {hint} or set {REQUIRE_ENV}=1 to make this a failure")
 
 
 def require_binary(name: str) -> str:
@@ -87,8 +87,9 @@ def pid_exists(pid: int) -> bool:
 class Child:
     """A server we started; output goes to a temp file so pipes never block it."""
 
-    def __init__(self, argv: Sequence[str]) -> None:
+    def __init__(self, argv: Sequence[str], stop_signal: int = signal.SIGTERM) -> None:
         self.argv = list(argv)
+        self.stop_signal = stop_signal
         # Lives as long as the child; closed by the garbage collector afterwards.
         self._output: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         self.popen = subprocess.Popen(
@@ -121,7 +122,7 @@ class Child:
         return self.running
 
     def stop(self, timeout: float = 5.0) -> None:
-        """SIGTERM, then SIGKILL after `timeout`; always reaps the pid."""
+        """Send stop_signal, then SIGKILL after `timeout`; always reaps the pid."""
         stop_children([self], timeout)
 
     def __repr__(self) -> str:
@@ -134,11 +135,11 @@ _hooks_installed = False
 
 
 def stop_children(children: Iterable[Child], timeout: float = 5.0) -> None:
-    """Stop several children in parallel: TERM all, wait, KILL stragglers, reap."""
+    """Stop several children in parallel: signal all, wait, KILL stragglers, reap."""
     children = list(children)
     for child in children:
         if child.running:
-            child.popen.terminate()
+            child.popen.send_signal(child.stop_signal)
     deadline = time.monotonic() + timeout
     for child in children:
         try:

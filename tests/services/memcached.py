@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -88,12 +89,17 @@ def start_memcached_servers(count: int, port: int | None = None) -> list[Memcach
         if count != 1:
             raise ValueError("a fixed port allows exactly one server")
         if not port_is_free(port):
-            service_unavailable(f"port {port} on {HOST} is in use, memcached cannot listen there")
+            service_unavailable(
+                f"port {port} on {HOST} is in use, memcached cannot listen there",
+                hint=f"stop whatever listens on port {port}",
+            )
     started: list[MemcachedServer] = []
     failed: list[MemcachedServer] = []
     for _ in range(START_ATTEMPTS):
         ports = [port] if port is not None else [free_port() for _ in range(count - len(started))]
-        batch = [MemcachedServer(p, Child(_argv(binary, p))) for p in ports]
+        # SIGKILL: memcached only acts on SIGTERM at its next 1 s clock tick, and a
+        # test cache has nothing to save.
+        batch = [MemcachedServer(p, Child(_argv(binary, p), signal.SIGKILL)) for p in ports]
         failed = [s for s in batch if not s.child.wait_for_ports([s.port])]
         started += [s for s in batch if s not in failed]
         for server in failed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import socket
@@ -17,6 +18,7 @@ from .memcached import MemcacheClient
 START_ATTEMPTS = 3
 # Harness defaults; anything the test passes for a pool wins.
 POOL_DEFAULTS: dict[str, Any] = {"auto_eject_hosts": False, "timeout": 2000}
+_serial = itertools.count(1)
 _POOL_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 PoolsConfig = Mapping[str, Mapping[str, Any]]
@@ -117,7 +119,7 @@ def start_nutcracker(pools: PoolsConfig, workdir: Path) -> Nutcracker:
     """
     binary = require_binary("nutcracker")
     workdir.mkdir(parents=True, exist_ok=True)
-    stem = f"nutcracker-{free_port()}"  # unique enough for several per test
+    stem = f"nutcracker-{next(_serial)}"  # several proxies may share one workdir
     conf, log, pid = (workdir / f"{stem}.{ext}" for ext in ("yml", "log", "pid"))
     for _ in range(START_ATTEMPTS):
         settings = {
@@ -128,21 +130,8 @@ def start_nutcracker(pools: PoolsConfig, workdir: Path) -> Nutcracker:
         check_config(conf, binary)
         listen = {n: _listen_address(s["listen"]) for n, s in settings.items()}
         stats_port = free_port()
-        child = Child(
-            [
-                binary,
-                "-c",
-                str(conf),
-                "-a",
-                HOST,
-                "-s",
-                str(stats_port),
-                "-p",
-                str(pid),
-                "-o",
-                str(log),
-            ]
-        )
+        argv = [binary, "-c", str(conf), "-a", HOST, "-s", str(stats_port)]
+        child = Child([*argv, "-p", str(pid), "-o", str(log)])  # foreground: no -d
         if child.wait_for_ports([stats_port, *(p for _, p in listen.values())]):
             return Nutcracker(child, listen, (HOST, stats_port), conf, log)
         child.stop()
