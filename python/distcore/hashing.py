@@ -2,6 +2,10 @@
 
 - :class:`KetamaRing`: twemproxy (nutcracker 0.5.0) and libmemcached, bit-exact, including their
   quirks (see ``docs/hashing.md``); :meth:`KetamaRing.from_twemproxy` reads a nutcracker YAML.
+- :class:`HashRing`: a drop-in for ``uhashring.HashRing`` (both of its modes).
+- :class:`PymemcacheRing` and :class:`PythonMemcachedRing`: the Python clients' own routing.
+- :class:`JumpRing`, :class:`RendezvousRing`, :class:`MaglevRing`, :class:`BoundedLoadRing` and
+  :class:`AnchorRing`: the other placement algorithms.
 - :func:`hash_key`: the twelve twemproxy key hashes; :func:`murmur3_32` and :func:`xxh3_64`.
 """
 
@@ -14,12 +18,32 @@ from typing import Any
 import yaml
 
 from distcore import _core
-from distcore._core import hash_key, hash_names, murmur3_32, xxh3_64
+from distcore._clients import PymemcacheRing, PythonMemcachedRing
+from distcore._core import (
+    AnchorRing,
+    BoundedLoadRing,
+    JumpRing,
+    MaglevRing,
+    RendezvousRing,
+    hash_key,
+    hash_names,
+    murmur3_32,
+    xxh3_64,
+)
+from distcore._uhashring import HashRing
 from distcore.exceptions import ConfigError
 
 __all__ = [
     "HASH_FUNCTIONS",
+    "AnchorRing",
+    "BoundedLoadRing",
+    "HashRing",
+    "JumpRing",
     "KetamaRing",
+    "MaglevRing",
+    "PymemcacheRing",
+    "PythonMemcachedRing",
+    "RendezvousRing",
     "hash_key",
     "murmur3_32",
     "xxh3_64",

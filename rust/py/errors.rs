@@ -45,11 +45,26 @@ create_exception!(
 /// Adds the built-in base that matches each exception's meaning, so `except LookupError` and
 /// `except ValueError` keep working. `create_exception!` allows only one base, hence this step.
 pub fn add_builtin_bases(py: Python<'_>) -> PyResult<()> {
-    let pairs: [(Bound<'_, pyo3::types::PyType>, Bound<'_, pyo3::types::PyType>); 5] = [
-        (py.get_type::<EmptyRingError>(), py.get_type::<PyLookupError>()),
-        (py.get_type::<NodeNotFoundError>(), py.get_type::<PyKeyError>()),
-        (py.get_type::<DuplicateNodeError>(), py.get_type::<PyValueError>()),
-        (py.get_type::<InvalidWeightError>(), py.get_type::<PyValueError>()),
+    let pairs: [(
+        Bound<'_, pyo3::types::PyType>,
+        Bound<'_, pyo3::types::PyType>,
+    ); 5] = [
+        (
+            py.get_type::<EmptyRingError>(),
+            py.get_type::<PyLookupError>(),
+        ),
+        (
+            py.get_type::<NodeNotFoundError>(),
+            py.get_type::<PyKeyError>(),
+        ),
+        (
+            py.get_type::<DuplicateNodeError>(),
+            py.get_type::<PyValueError>(),
+        ),
+        (
+            py.get_type::<InvalidWeightError>(),
+            py.get_type::<PyValueError>(),
+        ),
         (py.get_type::<ConfigError>(), py.get_type::<PyValueError>()),
     ];
     for (cls, builtin) in pairs {

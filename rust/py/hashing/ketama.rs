@@ -3,6 +3,8 @@
 use distcore_core::hashing::{Distribution, HashFn, KetamaRing, Profile, Server};
 use distcore_core::Error;
 use numpy::{IntoPyArray, PyArray1};
+use std::sync::Arc;
+
 use parking_lot::RwLock;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -57,7 +59,9 @@ impl State {
 /// ['10.0.0.1:11211', '10.0.0.3:11211']
 #[pyclass(frozen, subclass, module = "distcore.hashing", name = "KetamaRing")]
 pub struct PyKetamaRing {
-    state: RwLock<State>,
+    // An Arc so a batch can keep its snapshot while the GIL is released without holding the lock:
+    // a writer that waits for the lock while holding the GIL would otherwise deadlock with it.
+    state: RwLock<Arc<State>>,
 }
 
 fn server_from_py(obj: &Bound<'_, PyAny>, weight: Option<u32>) -> PyResult<Server> {
@@ -78,7 +82,8 @@ fn server_from_py(obj: &Bound<'_, PyAny>, weight: Option<u32>) -> PyResult<Serve
             alias,
         }
     } else if let Ok(t) = obj.cast::<PyTuple>() {
-        let (host, port, weight, alias): (String, u16, Option<u32>, Option<String>) = match t.len() {
+        let (host, port, weight, alias): (String, u16, Option<u32>, Option<String>) = match t.len()
+        {
             2 => {
                 let (h, p) = t.extract()?;
                 (h, p, None, None)
@@ -88,7 +93,11 @@ fn server_from_py(obj: &Bound<'_, PyAny>, weight: Option<u32>) -> PyResult<Serve
                 (h, p, Some(w), None)
             }
             4 => t.extract()?,
-            _ => return Err(PyValueError::new_err("server tuple must be (host, port[, weight[, name]])")),
+            _ => {
+                return Err(PyValueError::new_err(
+                    "server tuple must be (host, port[, weight[, name]])",
+                ))
+            }
         };
         Server {
             host,
@@ -126,9 +135,14 @@ fn servers_from_py(servers: &Bound<'_, PyAny>) -> PyResult<Vec<Server>> {
             .collect();
     }
     if servers.is_instance_of::<PyString>() {
-        return Err(PyTypeError::new_err("servers must be a list of servers, not a str"));
+        return Err(PyTypeError::new_err(
+            "servers must be a list of servers, not a str",
+        ));
     }
-    servers.try_iter()?.map(|s| server_from_py(&s?, None)).collect()
+    servers
+        .try_iter()?
+        .map(|s| server_from_py(&s?, None))
+        .collect()
 }
 
 impl PyKetamaRing {
@@ -137,11 +151,15 @@ impl PyKetamaRing {
         Ok(with_key_bytes(key, |k| st.ring.lookup(k))?.map_err(PyDistError::from)?)
     }
 
-    fn mutate(&self, py: Python<'_>, f: impl FnOnce(&mut KetamaRing) -> Result<(), Error>) -> PyResult<()> {
+    fn mutate(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut KetamaRing) -> Result<(), Error>,
+    ) -> PyResult<()> {
         let mut st = self.state.write();
         let mut ring = st.ring.clone();
         f(&mut ring).map_err(PyDistError::from)?;
-        *st = State::new(py, ring);
+        *st = Arc::new(State::new(py, ring));
         Ok(())
     }
 }
@@ -159,12 +177,16 @@ impl PyKetamaRing {
         hash_tag: Option<&str>,
     ) -> PyResult<Self> {
         let profile = Profile::from_name(profile).map_err(PyDistError::from)?;
-        let hash = hash.map(HashFn::from_name).transpose().map_err(PyDistError::from)?;
+        let hash = hash
+            .map(HashFn::from_name)
+            .transpose()
+            .map_err(PyDistError::from)?;
         let distribution = Distribution::from_name(distribution).map_err(PyDistError::from)?;
         let servers = servers_from_py(servers)?;
-        let ring = KetamaRing::new(profile, servers, hash, distribution, hash_tag).map_err(PyDistError::from)?;
+        let ring = KetamaRing::new(profile, servers, hash, distribution, hash_tag)
+            .map_err(PyDistError::from)?;
         Ok(PyKetamaRing {
-            state: RwLock::new(State::new(py, ring)),
+            state: RwLock::new(Arc::new(State::new(py, ring))),
         })
     }
 
@@ -182,7 +204,12 @@ impl PyKetamaRing {
 
     /// ``n`` distinct servers for ``key`` (replicas), the first being ``get_node(key)``.
     #[pyo3(name = "get_nodes")]
-    fn get_nodes_py(&self, py: Python<'_>, key: &Bound<'_, PyAny>, n: usize) -> PyResult<Vec<Py<PyString>>> {
+    fn get_nodes_py(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        n: usize,
+    ) -> PyResult<Vec<Py<PyString>>> {
         let st = self.state.read();
         let idx = with_key_bytes(key, |k| st.ring.lookup_n(k, n))?.map_err(PyDistError::from)?;
         Ok(idx.into_iter().map(|i| st.names[i].clone_ref(py)).collect())
@@ -190,24 +217,36 @@ impl PyKetamaRing {
 
     /// Server indices for many keys at once: a list of str/bytes, or a numpy uint64 array of key
     /// hashes as ``hash`` returns them. Returns an int32 numpy array of indices into ``nodes``.
-    fn get_node_indices<'py>(&self, py: Python<'py>, keys: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<i32>>> {
+    fn get_node_indices<'py>(
+        &self,
+        py: Python<'py>,
+        keys: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<i32>>> {
         let input = BatchInput::extract(keys)?;
-        let st = self.state.read();
+        let st = Arc::clone(&self.state.read());
         let ring = &st.ring;
         let out: Result<Vec<i32>, Error> = match &input {
             BatchInput::Keys(packed) => maybe_detach(py, packed.len(), || {
-                packed.iter().map(|k| ring.lookup(k).map(|i| i as i32)).collect()
+                packed
+                    .iter()
+                    .map(|k| ring.lookup(k).map(|i| i as i32))
+                    .collect()
             }),
             BatchInput::Hashes(arr) => {
                 let hashes = arr.as_slice()?;
                 if hashes.iter().any(|&h| h > u64::from(u32::MAX)) {
-                    return Err(PyValueError::new_err("ketama key hashes are 32-bit: values must be < 2**32"));
+                    return Err(PyValueError::new_err(
+                        "ketama key hashes are 32-bit: values must be < 2**32",
+                    ));
                 }
                 maybe_detach(py, hashes.len(), || {
                     if ring.servers().len() == 1 && ring.live()[0] {
                         return Ok(vec![0; hashes.len()]);
                     }
-                    hashes.iter().map(|&h| ring.lookup_hash(h as u32).map(|i| i as i32)).collect()
+                    hashes
+                        .iter()
+                        .map(|&h| ring.lookup_hash(h as u32).map(|i| i as i32))
+                        .collect()
                 })
             }
         };
@@ -266,7 +305,11 @@ impl PyKetamaRing {
     /// The hash tag, or ``None``.
     #[getter]
     fn hash_tag(&self) -> Option<String> {
-        self.state.read().ring.hash_tag().map(|t| String::from_utf8_lossy(&t).into_owned())
+        self.state
+            .read()
+            .ring
+            .hash_tag()
+            .map(|t| String::from_utf8_lossy(&t).into_owned())
     }
 
     /// Each server's share of the key space (a dict name -> fraction; ejected servers get 0).
@@ -280,16 +323,27 @@ impl PyKetamaRing {
     }
 
     /// The continuum: sorted uint32 points and the int32 index of the server owning each.
-    fn points<'py>(&self, py: Python<'py>) -> (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i32>>) {
+    fn points<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i32>>) {
         let st = self.state.read();
         let c = st.ring.continuum();
         let owners: Vec<i32> = c.owners().iter().map(|&o| o as i32).collect();
-        (c.points().to_vec().into_pyarray(py), owners.into_pyarray(py))
+        (
+            c.points().to_vec().into_pyarray(py),
+            owners.into_pyarray(py),
+        )
     }
 
     /// Adds a server (``"host:port:weight [name]"``, dict or tuple); ``weight`` overrides the spec's.
     #[pyo3(signature = (server, weight = None))]
-    fn add_node(&self, py: Python<'_>, server: &Bound<'_, PyAny>, weight: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn add_node(
+        &self,
+        py: Python<'_>,
+        server: &Bound<'_, PyAny>,
+        weight: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         let weight = weight.map(weight_from_py).transpose()?;
         let server = server_from_py(server, weight)?;
         self.mutate(py, |r| r.add_server(server))
@@ -322,7 +376,12 @@ impl PyKetamaRing {
     }
 
     fn __contains__(&self, name: &str) -> bool {
-        self.state.read().ring.servers().iter().any(|s| s.name() == name)
+        self.state
+            .read()
+            .ring
+            .servers()
+            .iter()
+            .any(|s| s.name() == name)
     }
 
     fn __repr__(&self) -> String {

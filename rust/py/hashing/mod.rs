@@ -1,8 +1,11 @@
 //! Bindings for `distcore.hashing`.
 
 mod batch;
+mod clients;
 mod hashfn;
 mod ketama;
+mod placement;
+mod uhashring;
 
 use pyo3::prelude::*;
 
@@ -10,5 +13,8 @@ use pyo3::prelude::*;
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     hashfn::register(m)?;
     ketama::register(m)?;
+    uhashring::register(m)?;
+    clients::register(m)?;
+    placement::register(m)?;
     Ok(())
 }

@@ -93,7 +93,9 @@ impl<P: Point> Continuum<P> {
         }
         let (points, owners): (Vec<P>, Vec<u32>) = entries.into_iter().unzip();
         // About four buckets per point keeps the scan inside a bucket to a point or two.
-        let want = (points.len().max(1) * 4).next_power_of_two().trailing_zeros();
+        let want = (points.len().max(1) * 4)
+            .next_power_of_two()
+            .trailing_zeros();
         let bits = want.clamp(4, 20).min(P::BITS);
         let mut index = Vec::with_capacity((1 << bits) + 1);
         let mut pos = 0usize;

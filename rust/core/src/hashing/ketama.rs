@@ -118,7 +118,9 @@ impl Server {
         if host.is_empty() {
             return Err(bad("empty host"));
         }
-        let port = port.parse::<u16>().map_err(|_| bad("port is not a number 0-65535"))?;
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| bad("port is not a number 0-65535"))?;
         let weight = weight
             .parse::<u32>()
             .map_err(|_| bad("weight is not a positive integer"))?;
@@ -166,7 +168,9 @@ pub fn weighted_points_per_server(weight: u32, total_weight: u32, live: u32) -> 
 #[inline]
 pub fn md5_points(data: &[u8]) -> [u32; 4] {
     let d = md5_digest(data);
-    std::array::from_fn(|i| u32::from_le_bytes([d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]]))
+    std::array::from_fn(|i| {
+        u32::from_le_bytes([d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]])
+    })
 }
 
 /// A ring of memcached servers that routes keys exactly as the chosen peer does.
@@ -382,7 +386,11 @@ impl KetamaRing {
     #[inline]
     pub fn lookup_hash(&self, h: u32) -> Result<usize> {
         match self.distribution {
-            Distribution::Ketama => self.continuum.owner(h).map(|o| o as usize).ok_or(Error::EmptyRing),
+            Distribution::Ketama => self
+                .continuum
+                .owner(h)
+                .map(|o| o as usize)
+                .ok_or(Error::EmptyRing),
             Distribution::Modula => {
                 if self.slots.is_empty() {
                     return Err(Error::EmptyRing);
@@ -423,7 +431,11 @@ impl KetamaRing {
                 out.extend(owners.into_iter().map(|o| o as usize));
             }
             _ => {
-                let start = self.slots.iter().position(|&s| s as usize == first).unwrap_or(0);
+                let start = self
+                    .slots
+                    .iter()
+                    .position(|&s| s as usize == first)
+                    .unwrap_or(0);
                 for step in 0..self.slots.len() {
                     let s = self.slots[(start + step) % self.slots.len()] as usize;
                     if out.len() < n && !out.contains(&s) {
@@ -511,7 +523,10 @@ mod tests {
         // libmemcached's fixture weights
         let w = [600, 300, 200, 350, 1000, 800, 950, 100];
         let total = w.iter().sum();
-        let pps: Vec<u32> = w.iter().map(|&x| weighted_points_per_server(x, total, 8)).collect();
+        let pps: Vec<u32> = w
+            .iter()
+            .map(|&x| weighted_points_per_server(x, total, 8))
+            .collect();
         assert_eq!(pps, [176, 88, 56, 104, 296, 236, 280, 28]);
     }
 
@@ -557,15 +572,24 @@ mod tests {
             Err(Error::DuplicateNode("h:1".into()))
         );
         assert_eq!(ring.set_weight("h:1", 0), Err(Error::InvalidWeight(0.0)));
-        assert_eq!(ring.remove_server("nope"), Err(Error::UnknownNode("nope".into())));
+        assert_eq!(
+            ring.remove_server("nope"),
+            Err(Error::UnknownNode("nope".into()))
+        );
         assert_eq!(ring.servers().len(), 2);
         assert_eq!(ring.lookup(b"k").unwrap(), before);
     }
 
     #[test]
     fn server_specs_parse_like_nutcracker() {
-        assert_eq!(Server::parse("127.0.0.1:11211:3 cacheA").unwrap(), server("127.0.0.1", 11211, 3, Some("cacheA")));
-        assert_eq!(Server::parse("10.0.0.1:22122").unwrap(), server("10.0.0.1", 22122, 1, None));
+        assert_eq!(
+            Server::parse("127.0.0.1:11211:3 cacheA").unwrap(),
+            server("127.0.0.1", 11211, 3, Some("cacheA"))
+        );
+        assert_eq!(
+            Server::parse("10.0.0.1:22122").unwrap(),
+            server("10.0.0.1", 22122, 1, None)
+        );
         assert_eq!(Server::parse("cache1").unwrap().name(), "cache1");
         assert!(matches!(Server::parse("h:port:1"), Err(Error::Config(_))));
         assert!(matches!(Server::parse("h:1:x"), Err(Error::Config(_))));
