@@ -7,7 +7,7 @@ fn key_hashes(c: &mut Criterion) {
     let key = b"user:1234567890:profile";
     for f in HashFn::ALL {
         c.bench_function(&format!("hash/{}", f.name()), |b| {
-            b.iter(|| f.hash(black_box(key)))
+            b.iter(|| f.hash(black_box(key)));
         });
     }
 }
