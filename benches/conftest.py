@@ -6,36 +6,18 @@ Run with ``make bench`` (a release build first), or:
 
 from __future__ import annotations
 
-import os
-import platform
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from _machine import cpu_model, loadavg, nproc
 
-
-def cpu_model() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else what the platform module knows."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def nproc() -> int:
-    """CPUs this process may run on (what `nproc` prints)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+_LOAD_AT_START: list[float | None] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _LOAD_AT_START.append(loadavg())
     # pytest-benchmark writes --benchmark-json at the end and does not create its folder.
     path = getattr(config.option, "benchmark_json", None)
     if path:
@@ -50,6 +32,8 @@ def pytest_benchmark_update_machine_info(
     machine_info["nproc"] = nproc()
     machine_info["cpu_model"] = cpu_model()
     machine_info["distcore_version"] = distcore.__version__
+    machine_info["loadavg_start"] = _LOAD_AT_START[0] if _LOAD_AT_START else None
+    machine_info["loadavg_end"] = loadavg()
 
 
 def make_keys(n: int, seed: int) -> list[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import cpu_model, nproc
+from _machine import cpu_model, nproc
 
 
 @dataclass
@@ -262,6 +262,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{machine.get('release', '')}".rstrip(),
         f"- Python {py} ({machine.get('python_implementation', '')}), run {date}",
     ]
+    load = (machine.get("loadavg_start"), machine.get("loadavg_end"))
+    if None not in load:
+        busy = max(load) > 0.5 * cores
+        header.append(
+            f"- load average {load[0]:g} at the start, {load[1]:g} at the end"
+            + (" (the machine was busy: figures are pessimistic)" if busy else "")
+        )
     text = markdown(rows, header)
     print(text)
     md = args.md or args.json.with_suffix(".md")

@@ -25,23 +25,7 @@ from distcore.exceptions import (
     InvalidWeightError,
     NodeNotFoundError,
 )
-
-try:
-    from distcore.hashing import (
-        AnchorRing,
-        BoundedLoadRing,
-        JumpRing,
-        MaglevRing,
-        RendezvousRing,
-    )
-except ImportError:  # until the facade re-exports them
-    from distcore._core import (  # type: ignore[assignment]
-        AnchorRing,
-        BoundedLoadRing,
-        JumpRing,
-        MaglevRing,
-        RendezvousRing,
-    )
+from distcore.hashing import AnchorRing, BoundedLoadRing, JumpRing, MaglevRing, RendezvousRing
 
 Ring = Any
 FACTORIES: dict[str, Callable[..., Ring]] = {
@@ -318,6 +302,7 @@ def test_batch_lookups_equal_single_lookups(algo: str) -> None:
     hashed = np.array([xxhash.xxh3_64_intdigest(k) for k in raw], dtype=np.uint64)
     assert ring.get_node_indices(hashed).tolist() == single
     assert ring.get_node_indices(tuple(keys[:10])).tolist() == single[:10]
+    assert ring.get_node_indices(iter(keys[:10])).tolist() == single[:10]
     assert [ring.nodes[i] for i in single[:50]] == [ring.get_node(k) for k in keys[:50]]
 
 
@@ -396,8 +381,9 @@ def test_bad_input_raises_and_leaves_the_ring_unchanged(algo: str) -> None:
             ring.add_node("x", 2.0)
     with pytest.raises(TypeError, match="key must be str or bytes, not int"):
         ring.get_node(42)
-    with pytest.raises(TypeError, match="key must be str or bytes, not int"):
-        ring.get_node_indices(["a", 42])
+    for batch in (["a", 42], ("a", 42), iter(["a", 42])):
+        with pytest.raises(TypeError, match="key must be str or bytes, not int"):
+            ring.get_node_indices(batch)
     with pytest.raises(TypeError, match="uint64"):
         ring.get_node_indices(np.array([1, 2], dtype=np.int64))
     assert "x" not in ring and 42 not in ring and "node-1" in ring

@@ -90,8 +90,8 @@ def parse_server(text: str) -> ServerSpec:
     text = text.strip("'\"")
     if not text:
         raise ConfigError("servers: empty server spec")
-    addr, _, alias = text.partition(" ")
-    alias = alias.strip() or None
+    addr, _, rest = text.partition(" ")
+    alias = rest.strip() or None
     parts = addr.split(":")
     if len(parts) > 3:
         raise ConfigError(f'servers: {text!r} is not "host:port:weight [name]"')

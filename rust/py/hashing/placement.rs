@@ -1,11 +1,11 @@
 //! Placement rings beyond ketama: jump, rendezvous, Maglev, bounded loads and `AnchorHash`.
 //!
-//! Each class is a frozen pyclass over one core ring behind a `parking_lot::RwLock`; the methods they
-//! share are generated once by `placement_class!` over the core's `Placement` trait.
+//! Each class is a frozen pyclass over one core ring in an `RwLock<Arc<State>>`; the methods they
+//! share are generated once by `placement_class!` over the core's `Placement` trait. Batches take an
+//! `Arc` snapshot and drop the lock before releasing the GIL, so a writer (which holds the GIL) never
+//! waits for a batch: it mutates in place when no snapshot is out, else it swaps in a changed copy.
 
-// The `///` comments on Python-visible items are numpy-style docstrings with doctests (they become
-// `__doc__`): bare names under "Raises" and quoted strings in examples are right there, not rustdoc.
-#![allow(clippy::doc_markdown, clippy::doc_link_with_quotes)]
+use std::sync::Arc;
 
 use distcore_core::hashing::anchor::AnchorRing;
 use distcore_core::hashing::bounded::BoundedLoadRing;
@@ -30,7 +30,7 @@ struct State<R> {
     names: Vec<Py<PyString>>,
 }
 
-type Shared<R> = RwLock<State<R>>;
+type Shared<R> = RwLock<Arc<State<R>>>;
 
 fn shared<R: Placement>(py: Python<'_>, ring: R) -> Shared<R> {
     let names = ring
@@ -39,7 +39,32 @@ fn shared<R: Placement>(py: Python<'_>, ring: R) -> Shared<R> {
         .iter()
         .map(|n| PyString::new(py, n).unbind())
         .collect();
-    RwLock::new(State { ring, names })
+    RwLock::new(Arc::new(State { ring, names }))
+}
+
+/// Runs a change on the state; `f` must leave it unchanged when it fails.
+fn write_state<R: Placement + Clone, T>(
+    s: &Shared<R>,
+    py: Python<'_>,
+    f: impl FnOnce(&mut State<R>) -> PyResult<T>,
+) -> PyResult<T> {
+    let mut guard = s.write();
+    if let Some(st) = Arc::get_mut(&mut guard) {
+        // No batch holds a snapshot: change in place (AnchorHash removals stay O(1)).
+        return f(st);
+    }
+    let mut copy = State {
+        ring: guard.ring.clone(),
+        names: guard.names.iter().map(|n| n.clone_ref(py)).collect(),
+    };
+    let out = f(&mut copy)?;
+    *guard = Arc::new(copy);
+    Ok(out)
+}
+
+/// The current state, for work done without the lock (and possibly without the GIL).
+fn snapshot<R>(s: &Shared<R>) -> Arc<State<R>> {
+    Arc::clone(&s.read())
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
@@ -127,11 +152,8 @@ fn get_nodes<'py, R: Placement>(
     PyList::new(py, order.into_iter().map(|i| st.names[i].bind(py)))
 }
 
-/// Looks up pre-hashed keys; called inside the detached section.
-fn locate_all<R: Placement>(s: &Shared<R>, hashes: &[u64]) -> Result<Vec<u32>, Error> {
-    // The lock is taken here, not by the caller: a reader that held it while waiting to re-attach
-    // would deadlock with a writer that holds the GIL while it waits for the lock.
-    let st = s.read();
+/// Looks up pre-hashed keys (inside the detached section for large batches).
+fn locate_all<R: Placement>(st: &State<R>, hashes: &[u64]) -> Result<Vec<u32>, Error> {
     let mut out = vec![0u32; hashes.len()];
     st.ring.locate_into(hashes, &mut out)?;
     Ok(out)
@@ -142,48 +164,92 @@ fn get_node_indices<'py, R: Placement + Send + Sync>(
     py: Python<'py>,
     keys: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyArray1<i32>>> {
+    let snap = snapshot(s);
+    let st = &*snap;
+    // A list or tuple is hashed in place while attached (about 5 ns a key, cheaper than copying the
+    // keys out); only the lookups run detached.
+    let from_sequence: Option<Vec<u64>> = if let Ok(list) = keys.cast::<PyList>() {
+        Some(
+            list.iter()
+                .map(|k| key_hash_py(&k))
+                .collect::<PyResult<_>>()?,
+        )
+    } else if let Ok(tuple) = keys.cast::<PyTuple>() {
+        Some(
+            tuple
+                .iter()
+                .map(|k| key_hash_py(&k))
+                .collect::<PyResult<_>>()?,
+        )
+    } else {
+        None
+    };
+    if let Some(hashes) = from_sequence {
+        let out = maybe_detach(py, hashes.len(), || locate_all(st, &hashes))
+            .map_err(PyDistError::from)?;
+        return Ok(to_i32(out).into_pyarray(py));
+    }
     let input = BatchInput::extract(keys)?;
     let out = match &input {
         // Keys were copied into one buffer while attached; hashing them needs no Python.
         BatchInput::Keys(packed) => maybe_detach(py, packed.len(), || {
             let hashes: Vec<u64> = packed.iter().map(key_hash).collect();
-            locate_all(s, &hashes)
+            locate_all(st, &hashes)
         }),
         // A plain slice of the array's buffer (not a Python object): the readonly borrow keeps Rust
         // writers away, as numpy's own GIL-free loops do.
         BatchInput::Hashes(arr) => {
             let hashes = arr.as_slice()?;
-            maybe_detach(py, hashes.len(), || locate_all(s, hashes))
+            maybe_detach(py, hashes.len(), || locate_all(st, hashes))
         }
     }
     .map_err(PyDistError::from)?;
-    // Indices are < 2^31 (node counts are far below); int32 as `KetamaRing.get_node_indices`.
-    let out: Vec<i32> = out.into_iter().map(|i| i as i32).collect();
-    Ok(out.into_pyarray(py))
+    Ok(to_i32(out).into_pyarray(py))
 }
 
-fn add_node<R: Placement>(s: &Shared<R>, py: Python<'_>, name: &str, weight: f64) -> PyResult<()> {
-    let mut st = s.write();
-    st.ring.add_node(name, weight).map_err(PyDistError::from)?;
-    // Every ring appends the new node.
-    st.names.push(PyString::new(py, name).unbind());
-    Ok(())
+/// Indices are far below 2^31; int32 as `KetamaRing.get_node_indices` returns (same buffer, in place).
+fn to_i32(indices: Vec<u32>) -> Vec<i32> {
+    indices.into_iter().map(|i| i as i32).collect()
 }
 
-fn remove_node<R: Placement>(s: &Shared<R>, name: &str) -> PyResult<()> {
-    let mut st = s.write();
-    let nodes = st.ring.nodes();
-    let i = nodes.index_of(name).map_err(PyDistError::from)?;
-    let last = nodes.len() - 1;
-    let last_name = nodes.name(last).to_owned();
-    st.ring.remove_node(name).map_err(PyDistError::from)?;
-    // Mirror the ring: jump and anchor move the last node into the freed index, the others shift.
-    if i != last && st.ring.nodes().name(i) == last_name {
-        st.names.swap_remove(i);
-    } else {
-        st.names.remove(i);
-    }
-    Ok(())
+fn add_node<R: Placement + Clone>(
+    s: &Shared<R>,
+    py: Python<'_>,
+    name: &str,
+    weight: f64,
+) -> PyResult<()> {
+    write_state(s, py, |st| {
+        st.ring.add_node(name, weight).map_err(PyDistError::from)?;
+        // Every ring appends the new node.
+        st.names.push(PyString::new(py, name).unbind());
+        Ok(())
+    })
+}
+
+fn remove_node<R: Placement + Clone>(s: &Shared<R>, py: Python<'_>, name: &str) -> PyResult<()> {
+    write_state(s, py, |st| {
+        let nodes = st.ring.nodes();
+        let i = nodes.index_of(name).map_err(PyDistError::from)?;
+        let last = nodes.len() - 1;
+        let last_name = nodes.name(last).to_owned();
+        st.ring.remove_node(name).map_err(PyDistError::from)?;
+        // Mirror the ring: jump and anchor move the last node into the freed index, the others shift.
+        if i != last && st.ring.nodes().name(i) == last_name {
+            st.names.swap_remove(i);
+        } else {
+            st.names.remove(i);
+        }
+        Ok(())
+    })
+}
+
+/// Changes the ring itself (names unchanged); for set_weight, assign, release.
+fn change<R: Placement + Clone, T>(
+    s: &Shared<R>,
+    py: Python<'_>,
+    f: impl FnOnce(&mut R) -> Result<T, Error>,
+) -> PyResult<T> {
+    write_state(s, py, |st| Ok(f(&mut st.ring).map_err(PyDistError::from)?))
 }
 
 fn node_tuple<'py, R>(s: &Shared<R>, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
@@ -202,8 +268,9 @@ fn distribution<'py, R: Placement + Send + Sync>(
     py: Python<'py>,
     samples: Option<u64>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let snap = snapshot(s);
     let shares = |sampled: bool| -> Result<Vec<(String, f64)>, Error> {
-        let st = s.read();
+        let st = &*snap;
         if st.ring.nodes().is_empty() {
             return Ok(Vec::new());
         }
@@ -351,8 +418,8 @@ macro_rules! placement_class {
             /// ------
             /// NodeNotFoundError
             ///     ``name`` is not on the ring.
-            fn remove_node(&self, name: &str) -> PyResult<()> {
-                remove_node(&self.state, name)
+            fn remove_node(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+                remove_node(&self.state, py, name)
             }
 
             /// Node names in index order (what ``get_node_indices`` indexes).
@@ -468,13 +535,8 @@ placement_class!(PyRendezvousRing, "RendezvousRing", {
     }
 
     /// Changes a node's weight; only keys between that node and the others move.
-    fn set_weight(&self, name: &str, weight: f64) -> PyResult<()> {
-        Ok(self
-            .state
-            .write()
-            .ring
-            .set_weight(name, weight)
-            .map_err(PyDistError::from)?)
+    fn set_weight(&self, py: Python<'_>, name: &str, weight: f64) -> PyResult<()> {
+        change(&self.state, py, |r| r.set_weight(name, weight))
     }
 
     /// Each node's weight, by name.
@@ -529,13 +591,8 @@ placement_class!(PyMaglevRing, "MaglevRing", {
     }
 
     /// Changes a node's weight and rebuilds the table.
-    fn set_weight(&self, name: &str, weight: f64) -> PyResult<()> {
-        Ok(self
-            .state
-            .write()
-            .ring
-            .set_weight(name, weight)
-            .map_err(PyDistError::from)?)
+    fn set_weight(&self, py: Python<'_>, name: &str, weight: f64) -> PyResult<()> {
+        change(&self.state, py, |r| r.set_weight(name, weight))
     }
 
     /// Each node's weight, by name.
@@ -626,9 +683,10 @@ placement_class!(PyBoundedLoadRing, "BoundedLoadRing", {
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyString>> {
         let h = key_hash_py(key)?;
-        let mut st = self.state.write();
-        let i = st.ring.assign(h).map_err(PyDistError::from)?;
-        Ok(st.names[i].bind(py).clone())
+        write_state(&self.state, py, |st| {
+            let i = st.ring.assign(h).map_err(PyDistError::from)?;
+            Ok(st.names[i].bind(py).clone())
+        })
     }
 
     /// Gives back one unit of ``name``'s load.
@@ -639,13 +697,8 @@ placement_class!(PyBoundedLoadRing, "BoundedLoadRing", {
     ///     ``name`` is not on the ring.
     /// ValueError
     ///     ``name`` has no load.
-    fn release(&self, name: &str) -> PyResult<()> {
-        Ok(self
-            .state
-            .write()
-            .ring
-            .release(name)
-            .map_err(PyDistError::from)?)
+    fn release(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        change(&self.state, py, |r| r.release(name))
     }
 
     /// Where ``key`` would be assigned now, without charging (same as ``get_node``).
@@ -668,18 +721,16 @@ placement_class!(PyBoundedLoadRing, "BoundedLoadRing", {
     }
 
     /// Sets every load to zero.
-    fn reset_loads(&self) {
-        self.state.write().ring.reset_loads();
+    fn reset_loads(&self, py: Python<'_>) -> PyResult<()> {
+        change(&self.state, py, |r| {
+            r.reset_loads();
+            Ok(())
+        })
     }
 
     /// Changes a node's weight (its ring points and capacity); its load is kept.
-    fn set_weight(&self, name: &str, weight: f64) -> PyResult<()> {
-        Ok(self
-            .state
-            .write()
-            .ring
-            .set_weight(name, weight)
-            .map_err(PyDistError::from)?)
+    fn set_weight(&self, py: Python<'_>, name: &str, weight: f64) -> PyResult<()> {
+        change(&self.state, py, |r| r.set_weight(name, weight))
     }
 
     /// Each node's weight, by name.

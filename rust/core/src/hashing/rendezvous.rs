@@ -32,11 +32,17 @@ fn draw(hash: u64, seed: u64) -> u64 {
     fmix64(hash ^ seed)
 }
 
-/// `ln(u)` for `u` in (0, 1) taken from the top 53 bits of `x`.
+/// `u` in (0, 1) from the top 52 bits of `x`: `(k + 1/2) / 2^52` is exact and never 0 or 1.
+#[inline]
+fn unit(x: u64) -> f64 {
+    const SCALE: f64 = 1.0 / (1u64 << 52) as f64;
+    ((x >> 12) as f64 + 0.5) * SCALE
+}
+
+/// `ln(u)`.
 #[inline]
 fn ln_unit(x: u64) -> f64 {
-    const SCALE: f64 = 1.0 / (1u64 << 53) as f64;
-    (((x >> 11) as f64 + 0.5) * SCALE).ln()
+    unit(x).ln()
 }
 
 impl RendezvousRing {
@@ -118,18 +124,38 @@ impl RendezvousRing {
         best
     }
 
+    /// The weighted winner: the node with the least `-ln(u) / w`, computing few logarithms.
+    ///
+    /// Since `1 - u <= -ln(u)`, `(1 - u) / w` bounds a node's value from below. The node with the
+    /// least bound gives an exact value `v`; only nodes whose bound is at most `v` can win, and only
+    /// they (usually one or two) get a logarithm. The answer is the one a full scan gives.
     #[inline]
     fn best_weighted(&self, hash: u64) -> usize {
+        // Keeps the pruning safe from the last-bit rounding of `ln` and of the bounds.
+        const MARGIN: f64 = 1.0 - 1e-9;
         if self.seed_collision {
             return self.best_by_cmp(hash);
         }
-        let mut best = 0;
-        let mut best_s = ln_unit(draw(hash, self.seeds[0])) * self.inv_weights[0];
-        for (i, (&seed, &inv)) in self.seeds.iter().zip(&self.inv_weights).enumerate().skip(1) {
-            let s = ln_unit(draw(hash, seed)) * inv;
-            let better = s > best_s;
-            best = if better { i } else { best };
-            best_s = if better { s } else { best_s };
+        let bound = |seed: u64, inv: f64| (1.0 - unit(draw(hash, seed))) * inv;
+        let mut probe = 0;
+        let mut probe_bound = f64::INFINITY;
+        for (i, (&seed, &inv)) in self.seeds.iter().zip(&self.inv_weights).enumerate() {
+            let b = bound(seed, inv);
+            let lower = b < probe_bound;
+            probe = if lower { i } else { probe };
+            probe_bound = if lower { b } else { probe_bound };
+        }
+        let v = -(ln_unit(draw(hash, self.seeds[probe])) * self.inv_weights[probe]);
+        let mut best = probe;
+        let mut best_s = f64::NEG_INFINITY;
+        for (i, (&seed, &inv)) in self.seeds.iter().zip(&self.inv_weights).enumerate() {
+            if bound(seed, inv) * MARGIN <= v {
+                let s = ln_unit(draw(hash, seed)) * inv;
+                if s > best_s {
+                    best = i;
+                    best_s = s;
+                }
+            }
         }
         best
     }
@@ -317,6 +343,37 @@ mod tests {
         assert_eq!(r.remove_node("x"), Err(Error::UnknownNode("x".into())));
         assert_eq!(r, before);
         assert_eq!(RendezvousRing::new().locate(0), Err(Error::EmptyRing));
+    }
+
+    #[test]
+    fn the_pruned_weighted_scan_equals_a_full_scan() {
+        let weights = [0.1, 1.0, 1.0, 2.5, 7.0, 0.01, 3.0, 1e6, 1e-6, 42.0];
+        let r = RendezvousRing::with_nodes(
+            weights
+                .iter()
+                .enumerate()
+                .map(|(i, &w)| (format!("w{i}"), w)),
+        )
+        .unwrap();
+        for i in 0..200_000 {
+            let h = sample_hash(i);
+            let full = (0..weights.len())
+                .max_by(|&a, &b| {
+                    let sa = ln_unit(draw(h, r.seeds[a])) * r.inv_weights[a];
+                    let sb = ln_unit(draw(h, r.seeds[b])) * r.inv_weights[b];
+                    sa.total_cmp(&sb).then(b.cmp(&a))
+                })
+                .unwrap();
+            assert_eq!(r.locate(h).unwrap(), full, "key {i}");
+        }
+    }
+
+    #[test]
+    fn draws_map_strictly_inside_the_unit_interval() {
+        for x in [0, 1, u64::MAX, u64::MAX - 1, 1 << 63, (1 << 12) - 1] {
+            let u = unit(x);
+            assert!(u > 0.0 && u < 1.0 && ln_unit(x) < 0.0, "{x}");
+        }
     }
 
     #[test]
