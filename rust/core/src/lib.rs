@@ -2,5 +2,6 @@
 
 pub mod error;
 pub mod hashing;
+pub mod par;
 
 pub use error::{Error, Result};

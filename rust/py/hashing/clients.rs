@@ -10,7 +10,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt, PyString, PyTuple};
 
-use super::batch::{maybe_detach, BatchInput};
+use super::batch::{maybe_detach, BatchData, BatchInput};
 use super::hashfn::with_key_bytes;
 use super::uhashring::{items, key_text, Texts};
 use crate::errors::PyDistError;
@@ -274,24 +274,18 @@ impl PyPythonMemcachedRing {
         keys: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<i32>>> {
         let input = BatchInput::extract(keys)?;
+        let data = input.data()?;
         let ring = &self.ring;
-        let out: Result<Vec<i32>, Error> = match &input {
-            BatchInput::Keys(packed) => maybe_detach(py, packed.len(), || {
-                packed
-                    .iter()
-                    .map(|k| ring.lookup(k).map(|i| i as i32))
-                    .collect()
-            }),
-            BatchInput::Hashes(arr) => {
-                let hashes = arr.as_slice()?;
-                maybe_detach(py, hashes.len(), || {
-                    hashes
-                        .iter()
-                        .map(|&h| ring.lookup_hash(h).map(|i| i as i32))
-                        .collect()
-                })
-            }
-        };
+        let out: Result<Vec<i32>, Error> = maybe_detach(py, data.len(), || match data {
+            BatchData::Keys(packed) => packed
+                .iter()
+                .map(|k| ring.lookup(k).map(|i| i as i32))
+                .collect(),
+            BatchData::Hashes(hashes) => hashes
+                .iter()
+                .map(|&h| ring.lookup_hash(h).map(|i| i as i32))
+                .collect(),
+        });
         Ok(out.map_err(PyDistError::from)?.into_pyarray(py))
     }
 

@@ -1,6 +1,7 @@
 //! `KetamaRing`: the memcached family's routing (twemproxy, libmemcached), bit-exact.
 
 use distcore_core::hashing::{Distribution, HashFn, KetamaRing, Profile, Server};
+use distcore_core::par::for_each_chunk;
 use distcore_core::Error;
 use numpy::{IntoPyArray, PyArray1};
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-use super::batch::{maybe_detach, BatchInput};
+use super::batch::{maybe_detach, BatchData, BatchInput};
 use super::hashfn::with_key_bytes;
 use crate::errors::PyDistError;
 
@@ -222,35 +223,36 @@ impl PyKetamaRing {
         py: Python<'py>,
         keys: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<i32>>> {
+        // Keys are copied out and hashed on every core with the GIL released: measured faster
+        // than hashing them in place while attached, even for fnv1a (2 cores, 1M keys).
         let input = BatchInput::extract(keys)?;
         let st = Arc::clone(&self.state.read());
         let ring = &st.ring;
-        let out: Result<Vec<i32>, Error> = match &input {
-            BatchInput::Keys(packed) => maybe_detach(py, packed.len(), || {
-                packed
-                    .iter()
-                    .map(|k| ring.lookup(k).map(|i| i as i32))
-                    .collect()
-            }),
-            BatchInput::Hashes(arr) => {
-                let hashes = arr.as_slice()?;
-                if hashes.iter().any(|&h| h > u64::from(u32::MAX)) {
-                    return Err(PyValueError::new_err(
-                        "ketama key hashes are 32-bit: values must be < 2**32",
-                    ));
+        let data = input.data()?;
+        if let BatchData::Hashes(hashes) = data {
+            if hashes.iter().any(|&h| h > u64::from(u32::MAX)) {
+                return Err(PyValueError::new_err(
+                    "ketama key hashes are 32-bit: values must be < 2**32",
+                ));
+            }
+        }
+        // Checked once here, so the per-key lookups below cannot fail.
+        ring.lookup(b"").map_err(PyDistError::from)?;
+        let mut out = vec![0i32; data.len()];
+        let fill = |start: usize, chunk: &mut [i32]| match data {
+            BatchData::Keys(packed) => {
+                for (i, o) in chunk.iter_mut().enumerate() {
+                    *o = ring.lookup(packed.get(start + i)).unwrap_or_default() as i32;
                 }
-                maybe_detach(py, hashes.len(), || {
-                    if ring.servers().len() == 1 && ring.live()[0] {
-                        return Ok(vec![0; hashes.len()]);
-                    }
-                    hashes
-                        .iter()
-                        .map(|&h| ring.lookup_hash(h as u32).map(|i| i as i32))
-                        .collect()
-                })
+            }
+            BatchData::Hashes(hashes) => {
+                for (&h, o) in hashes[start..].iter().zip(chunk.iter_mut()) {
+                    *o = ring.lookup_hash(h as u32).unwrap_or_default() as i32;
+                }
             }
         };
-        Ok(out.map_err(PyDistError::from)?.into_pyarray(py))
+        maybe_detach(py, out.len(), || for_each_chunk(&mut out, fill));
+        Ok(out.into_pyarray(py))
     }
 
     /// The key hash the ring uses for ``key`` (after ``hash_tag``), as the peer computes it.

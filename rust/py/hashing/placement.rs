@@ -13,6 +13,7 @@ use distcore_core::hashing::jump::JumpRing;
 use distcore_core::hashing::maglev::MaglevRing;
 use distcore_core::hashing::nodes::{key_hash, Placement};
 use distcore_core::hashing::rendezvous::RendezvousRing;
+use distcore_core::par::for_each_chunk;
 use distcore_core::Error;
 use numpy::{IntoPyArray, PyArray1};
 use parking_lot::RwLock;
@@ -20,7 +21,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
-use super::batch::{maybe_detach, BatchInput};
+use super::batch::{hash_list_or_tuple, maybe_detach, BatchData, BatchInput};
 use super::hashfn::with_key_bytes;
 use crate::errors::PyDistError;
 
@@ -152,10 +153,18 @@ fn get_nodes<'py, R: Placement>(
     PyList::new(py, order.into_iter().map(|i| st.names[i].bind(py)))
 }
 
-/// Looks up pre-hashed keys (inside the detached section for large batches).
-fn locate_all<R: Placement>(st: &State<R>, hashes: &[u64]) -> Result<Vec<u32>, Error> {
+/// Looks up pre-hashed keys (inside the detached section for large batches), on every core.
+fn locate_all<R: Placement + Sync>(st: &State<R>, hashes: &[u64]) -> Result<Vec<u32>, Error> {
     let mut out = vec![0u32; hashes.len()];
-    st.ring.locate_into(hashes, &mut out)?;
+    if let Some(&first) = hashes.first() {
+        // The only error is an empty ring: checked once, so the chunks below cannot fail.
+        st.ring.locate(first)?;
+    }
+    for_each_chunk(&mut out, |start, chunk| {
+        let _ = st
+            .ring
+            .locate_into(&hashes[start..start + chunk.len()], chunk);
+    });
     Ok(out)
 }
 
@@ -168,41 +177,19 @@ fn get_node_indices<'py, R: Placement + Send + Sync>(
     let st = &*snap;
     // A list or tuple is hashed in place while attached (about 5 ns a key, cheaper than copying the
     // keys out); only the lookups run detached.
-    let from_sequence: Option<Vec<u64>> = if let Ok(list) = keys.cast::<PyList>() {
-        Some(
-            list.iter()
-                .map(|k| key_hash_py(&k))
-                .collect::<PyResult<_>>()?,
-        )
-    } else if let Ok(tuple) = keys.cast::<PyTuple>() {
-        Some(
-            tuple
-                .iter()
-                .map(|k| key_hash_py(&k))
-                .collect::<PyResult<_>>()?,
-        )
-    } else {
-        None
+    let input = match hash_list_or_tuple(keys, key_hash)? {
+        Some(hashes) => BatchInput::Owned(hashes),
+        None => BatchInput::extract(keys)?,
     };
-    if let Some(hashes) = from_sequence {
-        let out = maybe_detach(py, hashes.len(), || locate_all(st, &hashes))
-            .map_err(PyDistError::from)?;
-        return Ok(to_i32(out).into_pyarray(py));
-    }
-    let input = BatchInput::extract(keys)?;
-    let out = match &input {
+    let data = input.data()?;
+    let out = maybe_detach(py, data.len(), || match data {
         // Keys were copied into one buffer while attached; hashing them needs no Python.
-        BatchInput::Keys(packed) => maybe_detach(py, packed.len(), || {
+        BatchData::Keys(packed) => {
             let hashes: Vec<u64> = packed.iter().map(key_hash).collect();
             locate_all(st, &hashes)
-        }),
-        // A plain slice of the array's buffer (not a Python object): the readonly borrow keeps Rust
-        // writers away, as numpy's own GIL-free loops do.
-        BatchInput::Hashes(arr) => {
-            let hashes = arr.as_slice()?;
-            maybe_detach(py, hashes.len(), || locate_all(st, hashes))
         }
-    }
+        BatchData::Hashes(hashes) => locate_all(st, hashes),
+    })
     .map_err(PyDistError::from)?;
     Ok(to_i32(out).into_pyarray(py))
 }

@@ -12,6 +12,9 @@ pub trait Point: Copy + Ord + Send + Sync {
     fn top(self, bits: u32) -> usize;
     /// The point as a float, for share arithmetic.
     fn to_f64(self) -> f64;
+    /// Sorts `(point, owner)` pairs by point, keeping equal points in insertion order (as glibc's
+    /// qsort, a merge sort, does for twemproxy).
+    fn sort_stable(entries: &mut [(Self, u32)]);
 }
 
 impl Point for u32 {
@@ -23,6 +26,9 @@ impl Point for u32 {
     fn to_f64(self) -> f64 {
         f64::from(self)
     }
+    fn sort_stable(entries: &mut [(u32, u32)]) {
+        radix_sort_u32(entries);
+    }
 }
 
 impl Point for u128 {
@@ -33,6 +39,9 @@ impl Point for u128 {
     }
     fn to_f64(self) -> f64 {
         self as f64
+    }
+    fn sort_stable(entries: &mut [(u128, u32)]) {
+        entries.sort_by_key(|e| e.0);
     }
 }
 
@@ -68,42 +77,40 @@ pub struct Continuum<P: Point> {
 impl<P: Point> Continuum<P> {
     /// Builds from `(point, owner)` in insertion order. Equal points are kept (peers keep them too)
     /// but all of them are given to the winner of `tie`; with `dedupe` only one of them remains.
-    pub fn build(mut entries: Vec<(P, u32)>, tie: Tie, search: Search, dedupe: bool) -> Self {
-        // Stable: equal points keep insertion order, which is what glibc's qsort does for twemproxy.
-        entries.sort_by_key(|e| e.0);
-        let mut i = 0;
-        while i < entries.len() {
-            let mut j = i + 1;
-            while j < entries.len() && entries[j].0 == entries[i].0 {
-                j += 1;
+    pub fn build(entries: Vec<(P, u32)>, tie: Tie, search: Search, dedupe: bool) -> Self {
+        let mut entries = entries;
+        P::sort_stable(&mut entries);
+        let mut points: Vec<P> = Vec::with_capacity(entries.len());
+        let mut owners: Vec<u32> = Vec::with_capacity(entries.len());
+        // Walk runs of equal points: every point of a run goes to the run's winner.
+        let mut run = 0;
+        while run < entries.len() {
+            let p = entries[run].0;
+            let mut end = run + 1;
+            while end < entries.len() && entries[end].0 == p {
+                end += 1;
             }
-            if j - i > 1 {
-                let winner = match tie {
-                    Tie::First => entries[i].1,
-                    Tie::Last => entries[j - 1].1,
-                };
-                for e in &mut entries[i..j] {
-                    e.1 = winner;
-                }
-            }
-            i = j;
+            let winner = match tie {
+                Tie::First => entries[run].1,
+                Tie::Last => entries[end - 1].1,
+            };
+            let copies = if dedupe { 1 } else { end - run };
+            points.extend(std::iter::repeat_n(p, copies));
+            owners.extend(std::iter::repeat_n(winner, copies));
+            run = end;
         }
-        if dedupe {
-            entries.dedup_by_key(|e| e.0);
+        drop(entries);
+        // About one bucket per point keeps the scan inside a bucket to a point or two, and the
+        // index small enough for the cache (at most 2^18 buckets, 1 MiB).
+        let want = points.len().max(1).next_power_of_two().trailing_zeros();
+        let bits = want.clamp(4, 18).min(P::BITS);
+        // index[b] = number of points whose top bits are < b: a histogram, then a prefix sum.
+        let mut index = vec![0u32; (1 << bits) + 1];
+        for p in &points {
+            index[p.top(bits) + 1] += 1;
         }
-        let (points, owners): (Vec<P>, Vec<u32>) = entries.into_iter().unzip();
-        // About four buckets per point keeps the scan inside a bucket to a point or two.
-        let want = (points.len().max(1) * 4)
-            .next_power_of_two()
-            .trailing_zeros();
-        let bits = want.clamp(4, 20).min(P::BITS);
-        let mut index = Vec::with_capacity((1 << bits) + 1);
-        let mut pos = 0usize;
-        for b in 0..=(1usize << bits) {
-            while pos < points.len() && points[pos].top(bits) < b {
-                pos += 1;
-            }
-            index.push(pos as u32);
+        for b in 1..index.len() {
+            index[b] += index[b - 1];
         }
         Continuum {
             points,
@@ -202,6 +209,26 @@ impl<P: Point> Continuum<P> {
     }
 }
 
+/// Stable LSD radix sort of `(point, owner)` by point: two passes of 16 bits, O(n).
+fn radix_sort_u32(entries: &mut [(u32, u32)]) {
+    let mut buf = vec![(0u32, 0u32); entries.len()];
+    for shift in [0u32, 16] {
+        let mut counts = vec![0usize; (1 << 16) + 1];
+        for e in entries.iter() {
+            counts[((e.0 >> shift) & 0xffff) as usize + 1] += 1;
+        }
+        for d in 1..counts.len() {
+            counts[d] += counts[d - 1];
+        }
+        for e in entries.iter() {
+            let d = ((e.0 >> shift) & 0xffff) as usize;
+            buf[counts[d]] = *e;
+            counts[d] += 1;
+        }
+        entries.copy_from_slice(&buf);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +286,24 @@ mod tests {
             let want = sorted.partition_point(|&p| p < h) % sorted.len();
             assert_eq!(c.position(h), Some(want));
         }
+    }
+
+    #[test]
+    fn radix_sort_is_a_stable_sort() {
+        let mut x = 0x9e37_79b9u32;
+        let mut entries: Vec<(u32, u32)> = (0..50_000)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                // Few distinct high bits and many duplicates, to exercise both passes and ties.
+                (x & 0x0003_00ff, i)
+            })
+            .collect();
+        let mut want = entries.clone();
+        want.sort_by_key(|e| e.0);
+        radix_sort_u32(&mut entries);
+        assert_eq!(entries, want);
     }
 
     #[test]

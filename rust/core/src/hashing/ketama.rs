@@ -2,10 +2,12 @@
 //!
 //! See `docs/hashing.md` for every quirk and where it was verified.
 
+use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::continuum::{Continuum, Search, Tie};
 use super::hashfn::{md5_digest, HashFn};
+use crate::par::for_each_chunk;
 use crate::{Error, Result};
 
 /// Which peer's ketama to reproduce.
@@ -247,9 +249,9 @@ impl KetamaRing {
         }
         if self.profile == Profile::Twemproxy {
             // conf_validate_server sorts by name: shorter first, then bytewise.
-            servers.sort_by(|a, b| {
-                let (na, nb) = (a.point_name(self.profile), b.point_name(self.profile));
-                na.len().cmp(&nb.len()).then_with(|| na.cmp(&nb))
+            servers.sort_by_cached_key(|s| {
+                let name = s.point_name(self.profile);
+                (name.len(), name)
             });
         }
         let mut names = std::collections::HashSet::new();
@@ -275,30 +277,21 @@ impl KetamaRing {
 
     fn rebuild(&mut self) {
         let live_idx: Vec<usize> = (0..self.servers.len()).filter(|&i| self.live[i]).collect();
-        let n_live = live_idx.len() as u32;
         let total: u32 = live_idx.iter().map(|&i| self.servers[i].weight).sum();
         self.slots.clear();
         let mut entries = Vec::new();
         match self.distribution {
             Distribution::Ketama => {
-                for &i in &live_idx {
-                    let s = &self.servers[i];
-                    let base = s.point_name(self.profile);
-                    if self.profile == Profile::Libmemcached && !self.weighted() {
+                if self.profile == Profile::Libmemcached && !self.weighted() {
+                    for &i in &live_idx {
+                        let base = self.servers[i].point_name(self.profile);
                         for j in 0..100u32 {
                             let h = self.hash.hash(format!("{base}-{j}").as_bytes());
                             entries.push((h, i as u32));
                         }
-                    } else {
-                        let pps = weighted_points_per_server(s.weight, total, n_live);
-                        for j in 0..pps / 4 {
-                            let mut text = format!("{base}-{j}").into_bytes();
-                            text.truncate(MAX_POINT_STRING);
-                            for p in md5_points(&text) {
-                                entries.push((p, i as u32));
-                            }
-                        }
                     }
+                } else {
+                    entries = self.md5_points(&live_idx, total);
                 }
             }
             Distribution::Modula => {
@@ -311,6 +304,48 @@ impl KetamaRing {
             Distribution::Random => self.slots.extend(live_idx.iter().map(|&i| i as u32)),
         }
         self.continuum = Continuum::build(entries, Tie::First, Search::AtOrAfter, false);
+    }
+
+    /// The md5 continuum of weighted ketama: `pps/4` digests of `"<name>-<j>"` per live server, four
+    /// points per digest, in server order. Digests are spread over the cores (a 1000-server ring
+    /// is 40 000 of them).
+    fn md5_points(&self, live_idx: &[usize], total_weight: u32) -> Vec<(u32, u32)> {
+        let n_live = live_idx.len() as u32;
+        let names: Vec<Vec<u8>> = live_idx
+            .iter()
+            .map(|&i| self.servers[i].point_name(self.profile).into_bytes())
+            .collect();
+        // first_digest[k]: the index of live server k's first digest; one extra entry at the end.
+        let mut first_digest = Vec::with_capacity(live_idx.len() + 1);
+        let mut digests = 0usize;
+        for &i in live_idx {
+            first_digest.push(digests);
+            digests += (weighted_points_per_server(self.servers[i].weight, total_weight, n_live)
+                / 4) as usize;
+        }
+        first_digest.push(digests);
+        let mut entries = vec![(0u32, 0u32); digests * 4];
+        for_each_chunk(&mut entries, |start, chunk| {
+            let mut text = Vec::with_capacity(MAX_POINT_STRING + 12);
+            let mut words = [0u32; 4];
+            let mut k = first_digest.partition_point(|&d| d <= start / 4) - 1;
+            for (e, slot) in (start..).zip(chunk.iter_mut()) {
+                let d = e / 4;
+                if e == start || e % 4 == 0 {
+                    while first_digest[k + 1] <= d {
+                        k += 1;
+                    }
+                    text.clear();
+                    text.extend_from_slice(&names[k]);
+                    text.push(b'-');
+                    write!(text, "{}", d - first_digest[k]).expect("writing to a Vec cannot fail");
+                    text.truncate(MAX_POINT_STRING);
+                    words = md5_points(&text);
+                }
+                *slot = (words[e % 4], live_idx[k] as u32);
+            }
+        });
+        entries
     }
 
     /// libmemcached switches plain ketama to weighted as soon as one server has weight > 1.
