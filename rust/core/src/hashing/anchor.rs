@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use crate::hashing::nodes::{fmix64, reduce, NodeSet, Placement};
+use crate::hashing::nodes::{check_unit_weight, fmix64, reduce, NodeSet, Placement};
 use crate::{Error, Result};
 
 const NONE: u32 = u32::MAX;
@@ -168,16 +168,6 @@ pub struct AnchorRing {
     node_bucket: Vec<u32>,
 }
 
-fn check_unit_weight(weight: f64) -> Result<()> {
-    if weight.total_cmp(&1.0).is_eq() {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(format!(
-            "anchor hash has no weights: weight must be 1, got {weight}"
-        )))
-    }
-}
-
 impl AnchorRing {
     /// An empty ring with room for `capacity` nodes.
     pub fn new(capacity: usize) -> Result<Self> {
@@ -202,7 +192,7 @@ impl AnchorRing {
     {
         let nodes = NodeSet::with_nodes(nodes)?;
         for &w in nodes.weights() {
-            check_unit_weight(w)?;
+            check_unit_weight("anchor hash", w)?;
         }
         let n = nodes.len();
         let capacity = capacity.unwrap_or_else(|| default_capacity(n));
@@ -297,7 +287,7 @@ impl Placement for AnchorRing {
     /// Adds a node in the most recently removed bucket; refused when all buckets are in use.
     fn add_node(&mut self, name: &str, weight: f64) -> Result<()> {
         self.nodes.check_new(name, weight)?;
-        check_unit_weight(weight)?;
+        check_unit_weight("anchor hash", weight)?;
         if self.anchor.r.is_empty() {
             return Err(Error::InvalidArgument(format!(
                 "the anchor is full: capacity {}",

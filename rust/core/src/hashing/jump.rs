@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::hashing::nodes::{fmix64, NodeSet, Placement};
+use crate::hashing::nodes::{check_unit_weight, fmix64, NodeSet, Placement};
 use crate::{Error, Result};
 
 const MULTIPLIER: u64 = 2_862_933_555_777_941_757;
@@ -76,16 +76,6 @@ pub struct JumpRing {
     nodes: NodeSet,
 }
 
-fn check_unit_weight(weight: f64) -> Result<()> {
-    if weight.total_cmp(&1.0).is_eq() {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(format!(
-            "jump hash has no weights: weight must be 1, got {weight}"
-        )))
-    }
-}
-
 impl JumpRing {
     /// An empty ring.
     pub fn new() -> Self {
@@ -109,7 +99,7 @@ impl JumpRing {
     {
         let nodes = NodeSet::with_nodes(nodes)?;
         for &w in nodes.weights() {
-            check_unit_weight(w)?;
+            check_unit_weight("jump hash", w)?;
         }
         Ok(Self { nodes })
     }
@@ -159,7 +149,7 @@ impl Placement for JumpRing {
 
     fn add_node(&mut self, name: &str, weight: f64) -> Result<()> {
         self.nodes.check_new(name, weight)?;
-        check_unit_weight(weight)?;
+        check_unit_weight("jump hash", weight)?;
         if self.nodes.len() >= u32::MAX as usize {
             return Err(Error::InvalidArgument(
                 "jump hash holds at most 2^32-1 nodes".into(),

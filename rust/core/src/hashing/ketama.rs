@@ -550,6 +550,18 @@ mod tests {
         }
     }
 
+    /// Two servers, `h:1` and `h:2`, in twemproxy's ketama.
+    fn two_servers(hash_tag: Option<&str>) -> KetamaRing {
+        KetamaRing::new(
+            Profile::Twemproxy,
+            vec![server("h", 1, 1, None), server("h", 2, 1, None)],
+            None,
+            Distribution::Ketama,
+            hash_tag,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn float32_points_per_server_gives_156_at_25_servers() {
         assert_eq!(weighted_points_per_server(1, 25, 25), 156);
@@ -593,14 +605,7 @@ mod tests {
 
     #[test]
     fn bad_input_is_refused_and_changes_nothing() {
-        let mut ring = KetamaRing::new(
-            Profile::Twemproxy,
-            vec![server("h", 1, 1, None), server("h", 2, 1, None)],
-            None,
-            Distribution::Ketama,
-            None,
-        )
-        .unwrap();
+        let mut ring = two_servers(None);
         let before = ring.lookup(b"k").unwrap();
         assert_eq!(
             ring.add_server(server("h", 1, 1, None)),
@@ -633,14 +638,7 @@ mod tests {
 
     #[test]
     fn hash_tag_hashes_only_the_tagged_part() {
-        let ring = KetamaRing::new(
-            Profile::Twemproxy,
-            vec![server("h", 1, 1, None), server("h", 2, 1, None)],
-            None,
-            Distribution::Ketama,
-            Some("{}"),
-        )
-        .unwrap();
+        let ring = two_servers(Some("{}"));
         assert_eq!(ring.hashed_part(b"user:{42}:name"), b"42");
         assert_eq!(ring.hashed_part(b"user:{}:name"), b"user:{}:name");
         assert_eq!(ring.hashed_part(b"no tag"), b"no tag");
@@ -649,14 +647,7 @@ mod tests {
 
     #[test]
     fn ejecting_everything_empties_the_ring() {
-        let mut ring = KetamaRing::new(
-            Profile::Twemproxy,
-            vec![server("h", 1, 1, None), server("h", 2, 1, None)],
-            None,
-            Distribution::Ketama,
-            None,
-        )
-        .unwrap();
+        let mut ring = two_servers(None);
         ring.set_live("h:1", false).unwrap();
         assert_eq!(ring.lookup(b"x"), Ok(1));
         ring.set_live("h:2", false).unwrap();

@@ -48,6 +48,17 @@ pub fn check_weight(weight: f64) -> Result<f64> {
     }
 }
 
+/// Accepts only weight 1, for algorithms that have no weights (`algorithm` names it in the error).
+pub fn check_unit_weight(algorithm: &str, weight: f64) -> Result<()> {
+    if weight.total_cmp(&1.0).is_eq() {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "{algorithm} has no weights: weight must be 1, got {weight}"
+        )))
+    }
+}
+
 /// Unique node names with weights, in index order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeSet {
