@@ -6,6 +6,7 @@ each key sits exactly where ``KetamaRing.from_twemproxy`` says for the same pool
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -180,3 +181,39 @@ def test_a_point_collision_goes_to_the_server_sorted_first(
     keys = keys_landing_on(ring, 607858066, "fnv1a_64", 5)
     assert_routes_like_nutcracker(nutcracker, backends, pool, keys + memcached_keys(500, seed=19))
     assert {ring.get_node(k) for k in keys} == {"n81"}
+
+
+def test_an_ejected_server_is_routed_around_as_ring_eject_says(
+    nutcracker: Proxy, memcached_pool: Pool
+) -> None:
+    # auto_eject_hosts: after one failure nutcracker rebuilds the ring over the live servers,
+    # recomputing every server's points (26 -> 25 live servers also crosses the float32 rule):
+    # `KetamaRing.eject` must give the same continuum.
+    backends = memcached_pool(26)
+    pool = {
+        "hash": "md5",
+        "distribution": "ketama",
+        "auto_eject_hosts": True,
+        "server_failure_limit": 1,
+        "server_retry_timeout": 600_000,
+        "servers": [b.entry() for b in backends],
+    }
+    proxy = nutcracker({"pool": pool})
+    ring = KetamaRing.from_twemproxy({"pool": pool})
+    dead = backends[2]
+    dead_name = f"{dead.host}:{dead.port}"
+    dead.stop()
+    probe = next(k for k in memcached_keys(500, seed=31) if ring.get_node(k) == dead_name)
+    with socket.create_connection(proxy.address(), timeout=5) as sock:
+        sock.sendall(b"get " + probe + b"\r\n")
+        reply = sock.recv(4096)
+    assert reply.startswith(b"SERVER_ERROR"), reply
+    ring.eject(dead_name)
+    live = [b for b in backends if b is not dead]
+    keys = memcached_keys(3000, seed=37, prefix="eject:")
+    with proxy.client() as mc:
+        mc.set_many(keys)
+    held = locate(keys, [b.address for b in live])
+    index = {f"{b.host}:{b.port}": i for i, b in enumerate(live)}
+    wrong = [k for k in keys if held[k] != index[ring.get_node(k)]]
+    assert not wrong, f"{len(wrong)}/{len(keys)} keys not where the ejected ring says"
