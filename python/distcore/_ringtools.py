@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from distcore import hashing
+from distcore import _core, hashing
 from distcore.exceptions import ConfigError
 
 #: Placement algorithms by CLI name, and the class of :mod:`distcore.hashing` behind each.
@@ -64,20 +64,16 @@ class ServerSpec:
 
     text: str
     host: str
-    port: int | None
+    port: int
     weight: int
     alias: str | None
-
-    @property
-    def name(self) -> str:
-        """The name a ring reports: the alias if there is one, else ``host:port`` (or ``host``)."""
-        if self.alias:
-            return self.alias
-        return self.host if self.port is None else f"{self.host}:{self.port}"
+    #: The name a ring reports: the alias if there is one, else ``host:port``.
+    name: str
 
 
 def parse_server(text: str) -> ServerSpec:
-    """Parses a server spec; :class:`ConfigError` names what is wrong.
+    """Parses a server spec as :class:`~distcore.hashing.KetamaRing` does (one parser, in Rust);
+    :class:`ConfigError` or :class:`InvalidWeightError` names what is wrong.
 
     >>> parse_server("10.0.0.1:11211:2 cache-a").name
     'cache-a'
@@ -88,30 +84,7 @@ def parse_server(text: str) -> ServerSpec:
     if text.startswith("- "):  # a line copied from a nutcracker YAML list
         text = text[2:].strip()
     text = text.strip("'\"")
-    if not text:
-        raise ConfigError("servers: empty server spec")
-    addr, _, rest = text.partition(" ")
-    alias = rest.strip() or None
-    parts = addr.split(":")
-    if len(parts) > 3:
-        raise ConfigError(f'servers: {text!r} is not "host:port:weight [name]"')
-    host = parts[0]
-    if not host:
-        raise ConfigError(f"servers: {text!r} has no host")
-    port: int | None = None
-    weight = 1
-    try:
-        if len(parts) >= 2:
-            port = int(parts[1])
-        if len(parts) == 3:
-            weight = int(parts[2])
-    except ValueError:
-        raise ConfigError(f"servers: {text!r} has a non-numeric port or weight") from None
-    if port is not None and not 0 < port < 65536:
-        raise ConfigError(f"servers: {text!r} has a port out of range")
-    if weight <= 0:
-        raise ConfigError(f"servers: {text!r} has a weight that is not positive")
-    return ServerSpec(text, host, port, weight, alias)
+    return ServerSpec(text, *_core.parse_server(text))
 
 
 def read_servers_file(path: str | os.PathLike[str]) -> list[str]:

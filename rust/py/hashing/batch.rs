@@ -3,10 +3,9 @@
 use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::types::{PyList, PyTuple};
 
 use super::hashfn::with_key_bytes;
-use crate::errors::key_type_error;
 
 /// Batches smaller than this are done without releasing the GIL: the release costs more than it saves.
 pub const DETACH_MIN: usize = 2048;
@@ -42,13 +41,7 @@ impl PackedKeys {
     }
 
     fn push(&mut self, item: &Bound<'_, PyAny>) -> PyResult<()> {
-        if let Ok(s) = item.cast::<PyString>() {
-            self.bytes.extend_from_slice(s.to_str()?.as_bytes());
-        } else if let Ok(b) = item.cast::<PyBytes>() {
-            self.bytes.extend_from_slice(b.as_bytes());
-        } else {
-            return Err(key_type_error(item));
-        }
+        with_key_bytes(item, |k| self.bytes.extend_from_slice(k))?;
         self.ends.push(self.bytes.len());
         Ok(())
     }

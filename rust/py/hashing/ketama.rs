@@ -399,6 +399,16 @@ impl PyKetamaRing {
     }
 }
 
+/// Parses one nutcracker server spec (``"host:port:weight [name]"``, ``"host:port"`` or a bare
+/// ``"name"``) into ``(host, port, weight, alias, name)``, exactly as ``KetamaRing`` reads it.
+#[pyfunction]
+fn parse_server(spec: &str) -> Result<(String, u16, u32, Option<String>, String), PyDistError> {
+    let s = Server::parse(spec)?;
+    let name = s.name();
+    Ok((s.host, s.port, s.weight, s.alias, name))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(parse_server, m)?)?;
     m.add_class::<PyKetamaRing>()
 }

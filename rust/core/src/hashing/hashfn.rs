@@ -360,37 +360,91 @@ pub fn jenkins(key: &[u8]) -> u32 {
 /// `MurmurHash3` x86 32-bit, as the `mmh3` package and pymemcache compute it.
 /// Hand-written because the crates.io ports hash through `io::Read`, which costs more than the hash.
 pub fn murmur3_32(key: &[u8], seed: u32) -> u32 {
-    const C1: u32 = 0xcc9e_2d51;
-    const C2: u32 = 0x1b87_3593;
-    let mut h = seed;
-    let mut chunks = key.chunks_exact(4);
-    for c in &mut chunks {
-        let k = u32::from_le_bytes([c[0], c[1], c[2], c[3]])
-            .wrapping_mul(C1)
-            .rotate_left(15)
-            .wrapping_mul(C2);
-        h ^= k;
-        h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut k: u32 = 0;
-        for (i, &b) in rest.iter().enumerate() {
-            k |= u32::from(b) << (8 * i);
-        }
-        h ^= k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
-    }
-    h ^= key.len() as u32;
-    fmix32(h)
+    let mut m = Murmur3::new(seed);
+    m.update(key);
+    m.finish()
 }
 
-#[inline]
-fn fmix32(mut h: u32) -> u32 {
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x85eb_ca6b);
-    h ^= h >> 13;
-    h = h.wrapping_mul(0xc2b2_ae35);
-    h ^ (h >> 16)
+/// `MurmurHash3` x86 32-bit over data given in pieces. A hasher fed a fixed prefix can be cloned
+/// and finished with many suffixes without hashing the prefix again (pymemcache's scores).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Murmur3 {
+    h: u32,
+    /// Bytes of an incomplete 4-byte block.
+    tail: [u8; 4],
+    tail_len: usize,
+    len: usize,
+}
+
+impl Murmur3 {
+    const C1: u32 = 0xcc9e_2d51;
+    const C2: u32 = 0x1b87_3593;
+
+    pub fn new(seed: u32) -> Self {
+        Murmur3 {
+            h: seed,
+            tail: [0; 4],
+            tail_len: 0,
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn scramble(block: [u8; 4]) -> u32 {
+        u32::from_le_bytes(block)
+            .wrapping_mul(Self::C1)
+            .rotate_left(15)
+            .wrapping_mul(Self::C2)
+    }
+
+    #[inline]
+    fn mix(&mut self, block: [u8; 4]) {
+        self.h = (self.h ^ Self::scramble(block))
+            .rotate_left(13)
+            .wrapping_mul(5)
+            .wrapping_add(0xe654_6b64);
+    }
+
+    /// Feeds more bytes.
+    #[inline]
+    pub fn update(&mut self, mut data: &[u8]) {
+        self.len += data.len();
+        if self.tail_len > 0 {
+            let take = (4 - self.tail_len).min(data.len());
+            self.tail[self.tail_len..self.tail_len + take].copy_from_slice(&data[..take]);
+            self.tail_len += take;
+            data = &data[take..];
+            if self.tail_len < 4 {
+                return;
+            }
+            self.mix(self.tail);
+            self.tail_len = 0;
+        }
+        let mut chunks = data.chunks_exact(4);
+        for c in &mut chunks {
+            self.mix([c[0], c[1], c[2], c[3]]);
+        }
+        let rest = chunks.remainder();
+        self.tail[..rest.len()].copy_from_slice(rest);
+        self.tail_len = rest.len();
+    }
+
+    /// The hash of everything fed so far.
+    #[inline]
+    pub fn finish(&self) -> u32 {
+        let mut h = self.h;
+        if self.tail_len > 0 {
+            let mut block = [0u8; 4];
+            block[..self.tail_len].copy_from_slice(&self.tail[..self.tail_len]);
+            h ^= Self::scramble(block);
+        }
+        h ^= self.len as u32;
+        h ^= h >> 16;
+        h = h.wrapping_mul(0x85eb_ca6b);
+        h ^= h >> 13;
+        h = h.wrapping_mul(0xc2b2_ae35);
+        h ^ (h >> 16)
+    }
 }
 
 /// XXH3 64-bit with a seed (seed 0 equals `xxhash.xxh3_64_intdigest`).
@@ -448,6 +502,20 @@ mod tests {
             murmur3_32(b"The quick brown fox jumps over the lazy dog", 0),
             0x2e4f_f723
         );
+    }
+
+    #[test]
+    fn murmur3_fed_in_pieces_equals_murmur3_of_the_whole() {
+        let data: Vec<u8> = (0u8..40).map(|b| b.wrapping_mul(37) ^ 0x5a).collect();
+        for split in 0..data.len() {
+            for split2 in split..data.len() {
+                let mut m = Murmur3::new(7);
+                m.update(&data[..split]);
+                m.update(&data[split..split2]);
+                m.update(&data[split2..]);
+                assert_eq!(m.finish(), murmur3_32(&data, 7), "{split} {split2}");
+            }
+        }
     }
 
     #[test]

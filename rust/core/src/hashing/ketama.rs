@@ -120,6 +120,9 @@ impl Server {
         if host.is_empty() {
             return Err(bad("empty host"));
         }
+        if host.contains(':') && !host.starts_with('[') {
+            return Err(bad("too many ':' (an IPv6 host goes in brackets)"));
+        }
         let port = port
             .parse::<u16>()
             .map_err(|_| bad("port is not a number 0-65535"))?;
@@ -634,6 +637,8 @@ mod tests {
         assert!(matches!(Server::parse("h:port:1"), Err(Error::Config(_))));
         assert!(matches!(Server::parse("h:1:x"), Err(Error::Config(_))));
         assert_eq!(Server::parse("h:1:0"), Err(Error::InvalidWeight(0.0)));
+        assert!(matches!(Server::parse("a:1:1:1"), Err(Error::Config(_))));
+        assert_eq!(Server::parse("[::1]:11211:2").unwrap().host, "[::1]");
     }
 
     #[test]
