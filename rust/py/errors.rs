@@ -1,7 +1,9 @@
 //! The exception hierarchy and the one place where core errors become Python exceptions.
 
 use distcore_core::Error;
-use pyo3::exceptions::{PyException, PyKeyError, PyLookupError, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyException, PyKeyError, PyLookupError, PyOverflowError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::{create_exception, PyErr};
 
@@ -42,13 +44,50 @@ create_exception!(
     "A configuration (for example a nutcracker YAML) that is not valid."
 );
 
+create_exception!(
+    distcore.exceptions,
+    DecodeError,
+    DistcoreError,
+    "Bytes or text that are not a valid encoding (a clock, a timestamp, a packet)."
+);
+create_exception!(
+    distcore.exceptions,
+    CounterOverflowError,
+    DistcoreError,
+    "A logical counter that is negative or would pass its largest value."
+);
+create_exception!(
+    distcore.exceptions,
+    ClockSkewError,
+    DistcoreError,
+    "A remote timestamp further ahead of the local clock than max_offset; the clock is unchanged."
+);
+create_exception!(
+    distcore.exceptions,
+    TimeSyncError,
+    DistcoreError,
+    "No usable time from a server: timeout, malformed or unsynchronized reply, wrong origin."
+);
+create_exception!(
+    distcore.exceptions,
+    KissOfDeathError,
+    TimeSyncError,
+    "An NTP server sent a kiss-o'-death (DENY, RSTR, RATE, ...); its code is in ``.code``."
+);
+create_exception!(
+    distcore.exceptions,
+    PollTooSoonError,
+    TimeSyncError,
+    "A poll of an NTP server sooner than its minimum interval allows (RFC 4330)."
+);
+
 /// Adds the built-in base that matches each exception's meaning, so `except LookupError` and
 /// `except ValueError` keep working. `create_exception!` allows only one base, hence this step.
 pub fn add_builtin_bases(py: Python<'_>) -> PyResult<()> {
     let pairs: [(
         Bound<'_, pyo3::types::PyType>,
         Bound<'_, pyo3::types::PyType>,
-    ); 5] = [
+    ); 7] = [
         (
             py.get_type::<EmptyRingError>(),
             py.get_type::<PyLookupError>(),
@@ -66,6 +105,11 @@ pub fn add_builtin_bases(py: Python<'_>) -> PyResult<()> {
             py.get_type::<PyValueError>(),
         ),
         (py.get_type::<ConfigError>(), py.get_type::<PyValueError>()),
+        (py.get_type::<DecodeError>(), py.get_type::<PyValueError>()),
+        (
+            py.get_type::<CounterOverflowError>(),
+            py.get_type::<PyOverflowError>(),
+        ),
     ];
     for (cls, builtin) in pairs {
         let bases = pyo3::types::PyTuple::new(py, [cls.getattr("__base__")?, builtin.into_any()])?;
@@ -93,6 +137,9 @@ impl From<PyDistError> for PyErr {
             Error::InvalidWeight(_) => InvalidWeightError::new_err(msg),
             Error::UnknownHash(_) | Error::InvalidArgument(_) => PyValueError::new_err(msg),
             Error::Config(_) => ConfigError::new_err(msg),
+            Error::Decode(_) => DecodeError::new_err(msg),
+            Error::CounterOverflow(_) => CounterOverflowError::new_err(msg),
+            Error::ClockSkew { .. } => ClockSkewError::new_err(msg),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `distcore._core`: thin PyO3 bindings over `distcore-core`. Users import `distcore.*`, never this module.
 
+mod clocks;
 mod errors;
 mod hashing;
 
@@ -7,13 +8,14 @@ use pyo3::prelude::*;
 
 #[pymodule]
 mod _core {
-    use super::{errors, hashing};
+    use super::{clocks, errors, hashing};
     use pyo3::prelude::*;
 
     #[pymodule_export]
     use errors::{
-        ConfigError, DistcoreError, DuplicateNodeError, EmptyRingError, InvalidWeightError,
-        NodeNotFoundError,
+        ClockSkewError, ConfigError, CounterOverflowError, DecodeError, DistcoreError,
+        DuplicateNodeError, EmptyRingError, InvalidWeightError, KissOfDeathError,
+        NodeNotFoundError, PollTooSoonError, TimeSyncError,
     };
 
     // Python's dunder name, not a Rust constant.
@@ -24,6 +26,7 @@ mod _core {
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         errors::add_builtin_bases(m.py())?;
-        hashing::register(m)
+        hashing::register(m)?;
+        clocks::register(m)
     }
 }

@@ -26,6 +26,20 @@ pub enum Error {
     /// Any other argument out of its domain, with a short reason.
     #[error("{0}")]
     InvalidArgument(String),
+    /// Bytes or text that are not a valid encoding of the expected value; the message says where.
+    #[error("{0}")]
+    Decode(String),
+    /// A counter that would go past its largest value (or a negative one where counters are >= 0).
+    #[error("{0}")]
+    CounterOverflow(String),
+    /// A remote clock reading too far ahead of the local physical clock; nothing was changed.
+    #[error("remote clock is {ahead_ns} ns ahead of the local clock, more than max_offset {max_offset_ns} ns")]
+    ClockSkew {
+        /// How far the remote reading is ahead of local physical time, in ns.
+        ahead_ns: u64,
+        /// The configured bound, in ns.
+        max_offset_ns: u64,
+    },
 }
 
 /// Result with the core's [`Error`].

@@ -1,5 +1,6 @@
 //! distcore-core: the algorithms behind distcore, in pure Rust with no Python.
 
+pub mod clocks;
 pub mod error;
 pub mod hashing;
 pub mod par;
