@@ -1,8 +1,9 @@
 //! Node identities: an integer or a string, totally ordered (every integer before every string).
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// The id of a node (replica, process, actor) that owns an entry of a clock.
 ///
@@ -16,16 +17,38 @@ pub enum NodeId {
     Str(Arc<str>),
 }
 
+/// Ids stop being interned past this many distinct strings (a bound on memory for programs that
+/// make up ids without end; such ids still work, they only lose the pointer-equality fast path).
+const INTERN_LIMIT: usize = 1 << 20;
+
+fn interner() -> &'static Mutex<HashSet<Arc<str>>> {
+    static INTERNER: OnceLock<Mutex<HashSet<Arc<str>>>> = OnceLock::new();
+    INTERNER.get_or_init(Mutex::default)
+}
+
 impl NodeId {
-    /// A string id.
+    /// A string id. Equal strings share one allocation, so comparing the ids of two clocks that
+    /// name the same nodes is a pointer comparison, not a string comparison.
     pub fn str(s: &str) -> Self {
-        NodeId::Str(Arc::from(s))
+        let mut set = interner()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(shared) = set.get(s) {
+            return NodeId::Str(Arc::clone(shared));
+        }
+        let fresh: Arc<str> = Arc::from(s);
+        if set.len() < INTERN_LIMIT {
+            set.insert(Arc::clone(&fresh));
+        }
+        NodeId::Str(fresh)
     }
 }
 
 impl Ord for NodeId {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
         match (self, other) {
+            (NodeId::Str(a), NodeId::Str(b)) if Arc::ptr_eq(a, b) => Ordering::Equal,
             (NodeId::Int(a), NodeId::Int(b)) => a.cmp(b),
             (NodeId::Int(_), NodeId::Str(_)) => Ordering::Less,
             (NodeId::Str(_), NodeId::Int(_)) => Ordering::Greater,

@@ -6,5 +6,7 @@
 
 pub mod codec;
 pub mod id;
+pub mod vector;
 
 pub use id::NodeId;
+pub use vector::{Order, VectorClock};
