@@ -4,9 +4,15 @@
 //! Node identities are [`NodeId`]s (an integer or a string). Every clock keeps its entries in a
 //! vector sorted by id, so compare and merge are one linear pass over both sides.
 
+pub mod causal;
 pub mod codec;
+pub mod hlc;
 pub mod id;
+pub mod lamport;
 pub mod vector;
 
+pub use causal::{causal_order, CausalDelivery};
+pub use hlc::{Hlc, Timestamp};
 pub use id::NodeId;
+pub use lamport::LamportClock;
 pub use vector::{Order, VectorClock};
