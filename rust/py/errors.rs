@@ -144,11 +144,14 @@ impl From<PyDistError> for PyErr {
     }
 }
 
+/// The name of `obj`'s type, for error messages.
+pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map_or_else(|_| "?".to_owned(), |n| n.to_string())
+}
+
 /// A key must be str (hashed as UTF-8) or bytes-like; anything else is a `TypeError`.
 pub fn key_type_error(obj: &Bound<'_, PyAny>) -> PyErr {
-    let tname = obj
-        .get_type()
-        .name()
-        .map_or_else(|_| "?".to_owned(), |n| n.to_string());
-    PyTypeError::new_err(format!("key must be str or bytes, not {tname}"))
+    PyTypeError::new_err(format!("key must be str or bytes, not {}", type_name(obj)))
 }

@@ -6,6 +6,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyInt, PyString};
 use pyo3::IntoPyObjectExt;
 
+use crate::errors::type_name;
+
 /// A `str` or an `int` that fits in 64 signed bits; `bool` is refused (it is an int by accident).
 pub fn extract_node_id(obj: &Bound<'_, PyAny>) -> PyResult<NodeId> {
     if let Ok(s) = obj.cast::<PyString>() {
@@ -17,12 +19,9 @@ pub fn extract_node_id(obj: &Bound<'_, PyAny>) -> PyResult<NodeId> {
             .map(NodeId::Int)
             .map_err(|_| PyOverflowError::new_err("an int node id must fit in 64 signed bits"));
     }
-    let tname = obj
-        .get_type()
-        .name()
-        .map_or_else(|_| "?".to_owned(), |n| n.to_string());
     Err(PyTypeError::new_err(format!(
-        "node id must be str or int, not {tname}"
+        "node id must be str or int, not {}",
+        type_name(obj)
     )))
 }
 

@@ -1,11 +1,18 @@
 //! Bindings for `distcore.clocks`.
 
+mod causal;
+mod hlc;
 mod id;
+mod lamport;
+mod vector;
 
 use pyo3::prelude::*;
 
 /// Adds the clock classes and functions to `_core`.
-#[allow(clippy::unnecessary_wraps)]
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    vector::register(m)?;
+    lamport::register(m)?;
+    hlc::register(m)?;
+    causal::register(m)?;
     Ok(())
 }

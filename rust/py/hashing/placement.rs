@@ -23,7 +23,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use super::batch::{hash_list_or_tuple, maybe_detach, BatchData, BatchInput};
 use super::hashfn::with_key_bytes;
-use crate::errors::PyDistError;
+use crate::errors::{type_name, PyDistError};
 
 /// A core ring and its node names as Python strs (lookups return them without allocating).
 struct State<R> {
@@ -66,12 +66,6 @@ fn write_state<R: Placement + Clone, T>(
 /// The current state, for work done without the lock (and possibly without the GIL).
 fn snapshot<R>(s: &Shared<R>) -> Arc<State<R>> {
     Arc::clone(&s.read())
-}
-
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type()
-        .name()
-        .map_or_else(|_| "?".to_owned(), |n| n.to_string())
 }
 
 fn node_name(obj: &Bound<'_, PyAny>) -> PyResult<String> {
