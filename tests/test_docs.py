@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import doctest
+from types import ModuleType
 
 import pytest
 
+import distcore.clocks
 import distcore.hashing
 
-PUBLIC = [getattr(distcore.hashing, name) for name in distcore.hashing.__all__]
+MODULES: list[ModuleType] = [distcore.hashing, distcore.clocks]
 
 
-def _examples() -> list[doctest.DocTest]:
+def _examples() -> list[tuple[ModuleType, doctest.DocTest]]:
     finder = doctest.DocTestFinder(exclude_empty=True)
-    tests: dict[str, doctest.DocTest] = {}
-    for obj in PUBLIC:
-        if isinstance(obj, tuple):
-            continue
-        for test in finder.find(obj, getattr(obj, "__name__", repr(obj)), module=False):
-            if test.examples:
-                tests[test.name] = test
+    tests: dict[str, tuple[ModuleType, doctest.DocTest]] = {}
+    for module in MODULES:
+        for test in finder.find(module, module.__name__, module=False):
+            if test.examples and test.name == module.__name__:
+                tests[test.name] = (module, test)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if isinstance(obj, tuple):
+                continue
+            for test in finder.find(obj, f"{module.__name__}.{name}", module=False):
+                if test.examples:
+                    tests[test.name] = (module, test)
     return [tests[name] for name in sorted(tests)]
 
 
@@ -27,13 +34,15 @@ EXAMPLES = _examples()
 
 
 def test_the_public_api_has_examples() -> None:
-    documented = {t.name.split(".")[0] for t in EXAMPLES}
+    documented = {t.name.split(".")[2] for _, t in EXAMPLES if t.name.count(".") >= 2}
     assert {"KetamaRing", "HashRing", "MaglevRing", "PymemcacheRing"} <= documented
+    assert {"VectorClock", "HLC", "HLCTimestamp", "LamportClock", "CausalDelivery"} <= documented
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda t: t.name)
-def test_docstring_example_runs(example: doctest.DocTest) -> None:
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e[1].name)
+def test_docstring_example_runs(example: tuple[ModuleType, doctest.DocTest]) -> None:
+    module, test = example
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    example.globs = {"__name__": "doctest", **vars(distcore.hashing)}
-    result = runner.run(example, out=lambda _text: None)
-    assert result.failed == 0, f"{example.name}: {result.failed} of {result.attempted} failed"
+    test.globs = {"__name__": "doctest", **vars(module)}
+    result = runner.run(test, out=lambda _text: None)
+    assert result.failed == 0, f"{test.name}: {result.failed} of {result.attempted} failed"

@@ -16,7 +16,7 @@ from distcore.hashing import HASH_FUNCTIONS, KetamaRing, hash_key, murmur3_32, x
 
 def test_the_installed_package_carries_its_stub_and_py_typed() -> None:
     here = Path(distcore.__file__).parent
-    for name in ("py.typed", "_core.pyi", "hashing.py", "exceptions.py", "cli.py"):
+    for name in ("py.typed", "_core.pyi", "hashing.py", "clocks.py", "exceptions.py", "cli.py"):
         assert (here / name).is_file(), f"{name} is missing from the installed package"
     if os.environ.get("DISTCORE_EXPECT_WHEEL"):
         # `make test` installs the release wheel; an editable install would hide a missing file.
@@ -29,6 +29,14 @@ def test_exceptions_subclass_the_matching_builtins() -> None:
     assert issubclass(exceptions.NodeNotFoundError, KeyError)
     assert issubclass(exceptions.InvalidWeightError, ValueError)
     assert issubclass(exceptions.ConfigError, ValueError)
+    assert issubclass(exceptions.DecodeError, ValueError)
+    assert issubclass(exceptions.CounterOverflowError, OverflowError)
+    assert issubclass(exceptions.KissOfDeathError, exceptions.TimeSyncError)
+    assert issubclass(exceptions.PollTooSoonError, exceptions.TimeSyncError)
+    assert issubclass(exceptions.TimeSyncError, exceptions.DistcoreError)
+    assert issubclass(exceptions.ClockSkewError, exceptions.DistcoreError)
+    for name in exceptions.__all__:
+        assert getattr(exceptions, name).__module__ == "distcore.exceptions"
     assert exceptions.EmptyRingError.__module__ == "distcore.exceptions"
 
 

@@ -10,7 +10,8 @@ the exception subclasses it too, so existing ``except`` clauses keep working:
 - :class:`CounterOverflowError` is an :class:`OverflowError` (a logical counter out of range).
 
 :class:`ClockSkewError` (a remote timestamp beyond ``max_offset``) and :class:`TimeSyncError`
-(with :class:`KissOfDeathError` and :class:`PollTooSoonError`) derive from :class:`DistcoreError` only.
+(with :class:`KissOfDeathError` and :class:`PollTooSoonError`) derive from :class:`DistcoreError`
+only.
 """
 
 from distcore._core import (

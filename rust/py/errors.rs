@@ -29,7 +29,7 @@ create_exception!(
     distcore.exceptions,
     DuplicateNodeError,
     DistcoreError,
-    "A node name that is already on the ring."
+    "A node that is already on the ring, or named twice in a clock."
 );
 create_exception!(
     distcore.exceptions,

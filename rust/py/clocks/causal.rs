@@ -48,7 +48,10 @@ fn message_tuple<'py>(py: Python<'py>, m: &Message<Py<PyAny>>) -> PyResult<Bound
     )
 }
 
-fn ranges_dict<'py>(py: Python<'py>, ranges: &[(NodeId, u64, u64)]) -> PyResult<Bound<'py, PyDict>> {
+fn ranges_dict<'py>(
+    py: Python<'py>,
+    ranges: &[(NodeId, u64, u64)],
+) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     for (k, first, last) in ranges {
         d.set_item(node_id_to_py(py, k)?, (first, last))?;
@@ -138,14 +141,14 @@ impl PyCausalDelivery {
         self.inner.lock().held_count()
     }
 
-    fn __repr__(&self) -> PyResult<String> {
+    fn __repr__(&self) -> String {
         let inner = self.inner.lock();
-        Ok(format!(
+        format!(
             "CausalDelivery({}, delivered={:?}, held={})",
             inner.me(),
             inner.delivered(),
             inner.held_count()
-        ))
+        )
     }
 }
 

@@ -29,8 +29,7 @@ use crate::errors::{type_name, PyDistError};
 /// True
 /// >>> int(ts) == 1_764_369_601_123 << 16 | 42
 /// True
-#[pyclass(module = "distcore._core", name = "HLCTimestamp", frozen, skip_from_py_object)]
-#[derive(Clone, Copy)]
+#[pyclass(module = "distcore._core", name = "HLCTimestamp", frozen)]
 pub struct PyTimestamp {
     ts: Timestamp,
 }
@@ -154,7 +153,7 @@ impl PyTimestamp {
             return Ok(py.NotImplemented());
         };
         let (a, b) = (self.ts, other.get().ts);
-        Ok(pyo3::IntoPyObjectExt::into_py_any(op.matches(a.cmp(&b)), py)?)
+        pyo3::IntoPyObjectExt::into_py_any(op.matches(a.cmp(&b)), py)
     }
 
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
@@ -316,19 +315,18 @@ impl PyHlc {
         PyTuple::new(py, [slf.get_type().into_any(), args.into_any()])
     }
 
-    fn __copy__(slf: &Bound<'_, Self>) -> PyResult<Self> {
+    fn __copy__(slf: &Bound<'_, Self>) -> Self {
         let me = slf.get();
-        Ok(PyHlc {
+        PyHlc {
             hlc: Hlc::starting_at(me.hlc.last(), me.hlc.max_offset_ms()),
             physical: me.physical(slf.py()),
-        })
+        }
     }
 
-    fn __deepcopy__(slf: &Bound<'_, Self>, _memo: &Bound<'_, PyAny>) -> PyResult<Self> {
+    fn __deepcopy__(slf: &Bound<'_, Self>, _memo: &Bound<'_, PyAny>) -> Self {
         Self::__copy__(slf)
     }
 }
-
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTimestamp>()?;

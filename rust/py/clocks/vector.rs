@@ -124,10 +124,7 @@ impl PyVectorClock {
     }
 
     /// A new object of `cls` (so subclasses such as VersionVector keep their type).
-    fn new_like<'py>(
-        cls: &Bound<'py, PyType>,
-        clock: VectorClock,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn new_like<'py>(cls: &Bound<'py, PyType>, clock: VectorClock) -> PyResult<Bound<'py, PyAny>> {
         let py = cls.py();
         if cls.is(py.get_type::<PyVectorClock>()) {
             return Ok(Bound::new(py, PyVectorClock::wrap(clock))?.into_any());
@@ -144,10 +141,7 @@ pub fn clock_of(obj: &Bound<'_, PyAny>) -> PyResult<Arc<VectorClock>> {
     obj.cast::<PyVectorClock>()
         .map(|c| c.get().snapshot())
         .map_err(|_| {
-            PyTypeError::new_err(format!(
-                "expected a VectorClock, not {}",
-                type_name(obj)
-            ))
+            PyTypeError::new_err(format!("expected a VectorClock, not {}", type_name(obj)))
         })
 }
 
@@ -230,10 +224,7 @@ impl PyVectorClock {
     /// DecodeError
     ///     If ``data`` is not exactly such an encoding.
     #[classmethod]
-    fn from_bytes<'py>(
-        cls: &Bound<'py, PyType>,
-        data: &[u8],
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn from_bytes<'py>(cls: &Bound<'py, PyType>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
         let clock = VectorClock::decode(data).map_err(PyDistError)?;
         Self::new_like(cls, clock)
     }
@@ -418,7 +409,13 @@ impl PyVectorClock {
                 .try_iter()?
                 .map(|x| extract_node_id(&x?))
                 .collect::<PyResult<std::collections::HashSet<NodeId>>>()?;
-            kept.extend(snap.entries().iter().map(|e| &e.0).filter(|k| ids.contains(k)).cloned());
+            kept.extend(
+                snap.entries()
+                    .iter()
+                    .map(|e| &e.0)
+                    .filter(|k| ids.contains(k))
+                    .cloned(),
+            );
         }
         let kept: std::collections::HashSet<NodeId> = kept.into_iter().collect();
         self.write(|c| {

@@ -110,7 +110,7 @@ impl Timestamp {
         }
         let days = days_from_civil(year, month, day);
         let ms = ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + milli;
-        Timestamp::new(ms, logical)
+        Timestamp::new(ms, logical).map_err(|_| bad())
     }
 }
 

@@ -63,10 +63,10 @@ impl VectorClock {
         let mut v: Vec<(NodeId, u64)> = entries.into_iter().filter(|e| e.1 > 0).collect();
         v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         if let Some(w) = v.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(Error::InvalidArgument(format!(
-                "node {} appears twice",
-                w[0].0
-            )));
+            return Err(Error::DuplicateNode(match &w[0].0 {
+                NodeId::Str(s) => s.to_string(),
+                NodeId::Int(i) => i.to_string(),
+            }));
         }
         Ok(VectorClock { entries: v })
     }
