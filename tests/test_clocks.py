@@ -495,3 +495,17 @@ def test_vector_clock_is_safe_to_share_between_threads() -> None:
         **{f"p{i}": 1000 for i in range(4)},
         **{f"t{i}": 1000 for i in range(4)},
     }
+
+
+def test_causal_delivery_pickles_and_copies_with_its_held_messages() -> None:
+    a, c = CausalDelivery("a"), CausalDelivery("c")
+    first, second = a.broadcast(), a.broadcast()
+    assert c.receive("a", second, ["second"]) == []
+    for other in (pickle.loads(pickle.dumps(c)), copy.copy(c), copy.deepcopy(c)):
+        assert other.me == "c"
+        assert len(other) == 1
+        assert other.waiting_for() == {"a": (1, 1)}
+        assert [p for _, _, p in other.receive("a", first, ["first"])] == [["first"], ["second"]]
+    deep = copy.deepcopy(c)
+    assert deep.held()[0][2] is not c.held()[0][2]
+    assert len(c) == 1  # the copies are independent

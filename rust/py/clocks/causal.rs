@@ -59,6 +59,26 @@ fn ranges_dict<'py>(
     Ok(d)
 }
 
+impl PyCausalDelivery {
+    /// `(me, delivered, held)`: what `_restore` needs to rebuild this buffer.
+    /// Taken under one lock, so no message is seen both held and delivered, or neither.
+    fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let inner = self.inner.lock();
+        let held = inner
+            .held()
+            .map(|m| message_tuple(py, m))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyTuple::new(
+            py,
+            [
+                node_id_to_py(py, inner.me())?,
+                Bound::new(py, PyVectorClock::wrap(inner.delivered().clone()))?.into_any(),
+                PyList::new(py, held)?.into_any(),
+            ],
+        )
+    }
+}
+
 #[pymethods]
 impl PyCausalDelivery {
     #[new]
@@ -135,6 +155,47 @@ impl PyCausalDelivery {
     /// sequence numbers per node.
     fn waiting_for<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         ranges_dict(py, &self.inner.lock().waiting_for())
+    }
+
+    /// Pickles as this node's id, its delivered clock and the held messages (payloads must
+    /// pickle); unpickling receives the held messages again, so they stay held.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let restore = slf.get_type().getattr("_restore")?;
+        PyTuple::new(py, [restore, slf.get().state(py)?.into_any()])
+    }
+
+    /// Rebuilds a pickled buffer (see ``__reduce__``).
+    #[staticmethod]
+    fn _restore(
+        me: &Bound<'_, PyAny>,
+        delivered: &Bound<'_, PyAny>,
+        held: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let delivered = (*clock_of(delivered)?).clone();
+        let mut inner = CausalDelivery::resume(extract_node_id(me)?, delivered);
+        for msg in held.try_iter()? {
+            let (sender, clock, payload): (Bound<'_, PyAny>, Bound<'_, PyAny>, Bound<'_, PyAny>) =
+                msg?.extract()?;
+            let clock = (*clock_of(&clock)?).clone();
+            inner
+                .receive(extract_node_id(&sender)?, clock, payload.unbind())
+                .map_err(PyDistError)?;
+        }
+        Ok(PyCausalDelivery {
+            inner: Mutex::new(inner),
+        })
+    }
+
+    fn __copy__(&self, py: Python<'_>) -> PyResult<Self> {
+        let (me, delivered, held) = self.state(py)?.extract()?;
+        Self::_restore(&me, &delivered, &held)
+    }
+
+    fn __deepcopy__(&self, py: Python<'_>, memo: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let deepcopy = py.import("copy")?.getattr("deepcopy")?;
+        let (me, delivered, held) = deepcopy.call1((self.state(py)?, memo))?.extract()?;
+        Self::_restore(&me, &delivered, &held)
     }
 
     fn __len__(&self) -> usize {

@@ -99,6 +99,15 @@ impl<P> CausalDelivery<P> {
         &self.delivered
     }
 
+    /// A buffer for `me` that already delivered `delivered` (to restore a saved one; its held
+    /// messages are given back with [`CausalDelivery::receive`]).
+    pub fn resume(me: NodeId, delivered: VectorClock) -> Self {
+        CausalDelivery {
+            delivered,
+            ..CausalDelivery::new(me)
+        }
+    }
+
     /// Number of messages held.
     pub fn held_count(&self) -> usize {
         self.held_count
