@@ -22,6 +22,7 @@ from __future__ import annotations
 from distcore._core import (
     HLC,
     CausalDelivery,
+    DVVSet,
     HLCTimestamp,
     LamportClock,
     Ordering,
@@ -34,6 +35,7 @@ from distcore._core import (
 __all__ = [
     "HLC",
     "CausalDelivery",
+    "DVVSet",
     "HLCTimestamp",
     "LamportClock",
     "Ordering",

@@ -1,6 +1,7 @@
 //! Bindings for `distcore.clocks`.
 
 mod causal;
+mod dvv;
 mod hlc;
 mod id;
 mod lamport;
@@ -14,5 +15,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     lamport::register(m)?;
     hlc::register(m)?;
     causal::register(m)?;
+    dvv::register(m)?;
     Ok(())
 }

@@ -43,6 +43,21 @@ pub enum PyOrdering {
     Concurrent,
 }
 
+#[pymethods]
+impl PyOrdering {
+    /// The member's name, as for a Python enum: ``"BEFORE"``, ``"AFTER"``, ...
+    #[getter]
+    #[allow(clippy::trivially_copy_pass_by_ref)] // a pymethod receives &self
+    fn name(&self) -> &'static str {
+        match self {
+            PyOrdering::Before => "BEFORE",
+            PyOrdering::After => "AFTER",
+            PyOrdering::Equal => "EQUAL",
+            PyOrdering::Concurrent => "CONCURRENT",
+        }
+    }
+}
+
 impl From<Order> for PyOrdering {
     fn from(o: Order) -> Self {
         match o {

@@ -6,12 +6,14 @@
 
 pub mod causal;
 pub mod codec;
+pub mod dvv;
 pub mod hlc;
 pub mod id;
 pub mod lamport;
 pub mod vector;
 
 pub use causal::{causal_order, CausalDelivery};
+pub use dvv::DvvSet;
 pub use hlc::{Hlc, Timestamp};
 pub use id::NodeId;
 pub use lamport::LamportClock;
