@@ -112,3 +112,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     # Last line of defence: nothing we started may outlive the session.
     stop_all()
+
+
+# ============================================================================================
+# chronyd (NTP servers for distcore.timesync); harness in tests/services/chrony.py
+
+from services.chrony import ChronyServer, start_chrony  # noqa: E402
+
+
+@pytest.fixture
+def chrony_server(tmp_path: Path) -> Iterator[Callable[..., ChronyServer]]:
+    """`chrony_server(shift=0.0)` -> a running chronyd on 127.0.0.1, stopped after the test.
+
+    `shift` seconds (e.g. 2.5) runs it under libfaketime, serving time that far ahead.
+    """
+    started: list[ChronyServer] = []
+
+    def start(shift: float = 0.0) -> ChronyServer:
+        server = start_chrony(tmp_path / "chrony", shift)
+        started.append(server)
+        return server
+
+    yield start
+    stop_children(s.child for s in started)
+
+
+_SERVICE_FIXTURES.add("chrony_server")

@@ -1,4 +1,4 @@
-"""Real-server test harness: memcached + nutcracker (twemproxy) on 127.0.0.1."""
+"""Real-server test harness: memcached, nutcracker (twemproxy) and chronyd on 127.0.0.1."""
 
 from ._common import (
     REQUIRE_ENV,
@@ -8,6 +8,7 @@ from ._common import (
     service_unavailable,
     stop_all,
 )
+from .chrony import ChronyServer, ntp_answers, start_chrony
 from .memcached import (
     MemcacheClient,
     MemcachedServer,
@@ -28,6 +29,7 @@ from .nutcracker import (
 
 __all__ = [
     "REQUIRE_ENV",
+    "ChronyServer",
     "MemcacheClient",
     "MemcacheError",
     "MemcachedServer",
@@ -37,11 +39,13 @@ __all__ = [
     "endpoint",
     "flush_all",
     "locate",
+    "ntp_answers",
     "pid_exists",
     "port_accepts",
     "render_config",
     "require_binary",
     "service_unavailable",
+    "start_chrony",
     "start_memcached",
     "start_memcached_servers",
     "start_nutcracker",

@@ -355,14 +355,14 @@ async def _open(bind: ServerSpec, on_datagram: Callable[[bytes, tuple[Any, ...]]
     return transport
 
 
-async def _resolve(spec: ServerSpec) -> tuple[str, int]:
+async def _resolve(spec: ServerSpec, role: str = "follower") -> tuple[str, int]:
     host, port = parse_server(spec, default_port=0, any_port=True)
     if port == 0:
-        raise ValueError(f"bad address {spec!r}: a follower needs a port")
+        raise ValueError(f"bad address {spec!r}: a {role} needs a port")
     loop = asyncio.get_running_loop()
     info = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    ip, port = info[0][4][:2]
-    return str(ip), int(port)
+    address = info[0][4]
+    return str(address[0]), int(address[1])
 
 
 class FollowerService:
@@ -406,7 +406,7 @@ class FollowerService:
     async def start(self) -> Self:
         """Bind the socket and start answering."""
         if self._master_spec is not None:
-            self.core.master = _name(await _resolve(self._master_spec))
+            self.core.master = _name(await _resolve(self._master_spec, "master"))
         self._transport = await _open(self.bind, self._on_datagram)
         return self
 

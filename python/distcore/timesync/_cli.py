@@ -164,14 +164,18 @@ def _print_results(
     estimate: Estimate | None,
     problem: str | None,
 ) -> None:
-    table = Table(title="SNTP replies (offset = server - local)", title_justify="left")
+    table = Table(
+        title="SNTP replies (offset = server - local)",
+        title_justify="left",
+        box=None,
+        padding=(0, 1),
+        header_style="bold",
+    )
     table.add_column("server", no_wrap=True)
-    table.add_column("offset ms", justify="right")
-    table.add_column("delay ms", justify="right")
-    table.add_column("± ms", justify="right")
-    table.add_column("stratum", justify="right")
-    table.add_column("ref id")
-    table.add_column("verdict")
+    for name in ("offset ms", "delay ms", "± ms", "stratum"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("ref id", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
     false = set(estimate.falsetickers) if estimate is not None else set()
     for key, r in results.items():
         if isinstance(r, NTPSample):
@@ -195,7 +199,7 @@ def _print_results(
     if estimate is not None:
         console.print(
             f"Combined (Marzullo): offset [bold]{_ms(estimate.offset)} ms[/] "
-            f"± {estimate.error * 1e3:.3f} ms, interval [{_ms(estimate.low)}, "
+            f"± {estimate.error * 1e3:.3f} ms, interval \\[{_ms(estimate.low)}, "
             f"{_ms(estimate.high)}] ms; {len(estimate.truechimers)} of "
             f"{len(estimate.truechimers) + len(estimate.falsetickers)} servers agree"
         )
@@ -294,8 +298,8 @@ def serve(
     else:
         if followers:
             raise click.UsageError("--follower is for --role master")
-        if master is not None:
-            parse_server(master)
+        if master is not None and parse_server(master, default_port=0, any_port=True)[1] == 0:
+            raise ValueError(f"bad address {master!r}: a master needs a port")
         runner = _run_follower(bind, clock, master)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(runner)

@@ -40,9 +40,7 @@ def unix_ns_to_ntp(ns: int) -> int:
     '0x83aa7e8080000000'
     """
     seconds, nanos = divmod(int(ns), _NS)
-    fraction = ((nanos << 32) + _NS // 2) // _NS
-    if fraction == _ERA:  # rounding carried into the next second
-        seconds, fraction = seconds + 1, 0
+    fraction = ((nanos << 32) + _NS // 2) // _NS  # < 2**32: 1 ns is over 4 fraction units
     return (((seconds + NTP_UNIX_OFFSET) % _ERA) << 32) | fraction
 
 

@@ -210,6 +210,13 @@ class _ServerState:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+def kiss_of_death(message: str, code: str) -> KissOfDeathError:
+    """A :class:`KissOfDeathError` with ``.code`` set (``"RATE"``, ``"DENY"``, ``"RSTR"``, ...)."""
+    error = KissOfDeathError(message)
+    error.code = code
+    return error
+
+
 def check_reply(server: str, data: bytes, sent: int, t1: int, t4: int, mono_ns: int) -> NTPSample:
     """Validate a server reply to a request whose transmit field was ``sent``; build the sample.
 
@@ -233,9 +240,7 @@ def check_reply(server: str, data: bytes, sent: int, t1: int, t4: int, mono_ns: 
         code = packet.kiss_code
         if code is None:
             raise TimeSyncError(f"{server}: stratum 0 reply without a kiss-o'-death code")
-        error = KissOfDeathError(f"{server}: kiss-o'-death {code}")
-        error.code = code
-        raise error
+        raise kiss_of_death(f"{server}: kiss-o'-death {code}", code)
     if packet.leap == LEAP_UNSYNCHRONIZED:
         raise TimeSyncError(f"{server}: server is unsynchronized (LI=3)")
     if packet.stratum > 15:
@@ -361,11 +366,10 @@ class SNTPClient:
         state = self._state(key)
         with state.lock:
             if state.stopped is not None:
-                error = KissOfDeathError(
-                    f"{key}: server sent {state.stopped}; not polling it again (forget() resets)"
+                raise kiss_of_death(
+                    f"{key}: server sent {state.stopped}; not polling it again (forget() resets)",
+                    state.stopped,
                 )
-                error.code = state.stopped
-                raise error
             now = self._timer()
             if now < state.next_poll:
                 raise PollTooSoonError(
@@ -382,11 +386,12 @@ class SNTPClient:
         try:
             sample = check_reply(key, data, sent, t1, t4, mono)
         except KissOfDeathError as kod:
+            code = getattr(kod, "code", "")
             with state.lock:
-                if kod.code in KOD_STOP:
-                    state.stopped = kod.code
-                    kod.args = (f"{key}: kiss-o'-death {kod.code}; not polling it again",)
-                elif kod.code == KOD_RATE:
+                if code in KOD_STOP:
+                    state.stopped = code
+                    kod.args = (f"{key}: kiss-o'-death {code}; not polling it again",)
+                elif code == KOD_RATE:
                     floor, cap = (
                         (LOCAL_RATE_BACKOFF, LOCAL_MAX_BACKOFF)
                         if self.local
@@ -466,8 +471,9 @@ class SNTPClient:
         """Poll each server ``count`` times, waiting out each one's poll interval between polls.
 
         Returns ``{"host:port": best sample or the error}``: the least-delay sample the filter
-        kept, or, if no poll of that server succeeded, the last error. A kiss-o'-death or a
-        poll refused for being too soon ends polling that server. Without ``local``, ``count``
+        kept, or, if no poll of that server succeeded, the last error (a network error such as
+        a failed name lookup becomes a :class:`TimeSyncError`). A kiss-o'-death or a poll
+        refused for being too soon ends polling that server. Without ``local``, ``count``
         polls take ``15 * (count - 1)`` seconds.
         """
         if count < 1:
@@ -491,6 +497,8 @@ class SNTPClient:
                     done.add(key)
                 except TimeSyncError as e:
                     results[key] = e
+                except OSError as e:  # name resolution, no route: this server only
+                    results[key] = TimeSyncError(f"{key}: {e}")
         out: dict[str, NTPSample | TimeSyncError] = {}
         for key in keys:
             best = self.best(key)

@@ -29,7 +29,13 @@ use crate::errors::{type_name, PyDistError};
 /// True
 /// >>> int(ts) == 1_764_369_601_123 << 16 | 42
 /// True
-#[pyclass(module = "distcore._core", name = "HLCTimestamp", frozen)]
+// A free list: timestamps are made and dropped at the rate of HLC.now() calls.
+#[pyclass(
+    module = "distcore._core",
+    name = "HLCTimestamp",
+    frozen,
+    freelist = 64
+)]
 pub struct PyTimestamp {
     ts: Timestamp,
 }

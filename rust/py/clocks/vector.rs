@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use distcore_core::clocks::causal::{compare_pairs, merge_all as merge_clocks};
+use distcore_core::clocks::causal::merge_all as merge_clocks;
 use distcore_core::clocks::{causal_order, NodeId, Order, VectorClock};
 use parking_lot::RwLock;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -15,7 +15,7 @@ use pyo3::pyclass::CompareOp;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple, PyType};
 use pyo3::IntoPyObjectExt;
 
-use super::id::{extract_node_id, node_id_to_py};
+use super::id::{extract_node_id, node_id_to_py, raw_node_id};
 use crate::errors::{type_name, PyDistError};
 
 /// How two clocks relate under happens-before.
@@ -128,14 +128,11 @@ impl PyVectorClock {
         Arc::clone(&self.clock.read())
     }
 
+    /// Runs a change; the core's mutations change nothing when they fail, so no copy is needed
+    /// (`make_mut` copies only while a reader holds a snapshot).
     fn write<T>(&self, f: impl FnOnce(&mut VectorClock) -> Result<T, PyDistError>) -> PyResult<T> {
         let mut guard = self.clock.write();
-        let clock = Arc::make_mut(&mut guard);
-        // Work on a copy so a failure leaves the clock as it was.
-        let mut next = clock.clone();
-        let out = f(&mut next)?;
-        *clock = next;
-        Ok(out)
+        Ok(f(Arc::make_mut(&mut guard))?)
     }
 
     /// A new object of `cls` (so subclasses such as VersionVector keep their type).
@@ -162,28 +159,33 @@ pub fn clock_of(obj: &Bound<'_, PyAny>) -> PyResult<Arc<VectorClock>> {
 
 /// A clock from a mapping or an iterable of (node, counter) pairs.
 pub fn clock_from_py(entries: &Bound<'_, PyAny>) -> PyResult<VectorClock> {
-    let mut pairs = Vec::new();
-    if let Ok(d) = entries.cast::<PyDict>() {
-        pairs.reserve(d.len());
-        for (k, v) in d.iter() {
-            pairs.push((extract_node_id(&k)?, extract_counter(&v)?));
-        }
-    } else if let Ok(c) = clock_of(entries) {
+    if let Ok(c) = clock_of(entries) {
         return Ok((*c).clone());
+    }
+    let items: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>)> = if let Ok(d) = entries.cast::<PyDict>() {
+        d.iter().collect()
     } else {
         let items = if entries.hasattr("items")? {
             entries.call_method0("items")?
         } else {
             entries.clone()
         };
-        for item in items.try_iter()? {
-            let item = item?;
-            let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract().map_err(|_| {
-                PyTypeError::new_err("entries must be a mapping or (node, counter) pairs")
-            })?;
-            pairs.push((extract_node_id(&k)?, extract_counter(&v)?));
-        }
-    }
+        items
+            .try_iter()?
+            .map(|item| {
+                item?.extract().map_err(|_| {
+                    PyTypeError::new_err("entries must be a mapping or (node, counter) pairs")
+                })
+            })
+            .collect::<PyResult<_>>()?
+    };
+    // Borrow every id first, then intern them all under one lock.
+    let raw = items
+        .iter()
+        .map(|(k, v)| Ok((raw_node_id(k)?, extract_counter(v)?)))
+        .collect::<PyResult<Vec<_>>>()?;
+    let ids = NodeId::many(raw.iter().map(|e| e.0));
+    let pairs = ids.into_iter().zip(raw.iter().map(|e| e.1));
     Ok(VectorClock::from_entries(pairs).map_err(PyDistError)?)
 }
 
@@ -482,22 +484,25 @@ fn clocks_of(seq: &Bound<'_, PyAny>) -> PyResult<Vec<Arc<VectorClock>>> {
 /// TypeError
 ///     If an item is not a VectorClock.
 #[pyfunction]
-pub fn compare_many(
-    py: Python<'_>,
-    a: &Bound<'_, PyAny>,
-    b: &Bound<'_, PyAny>,
-) -> PyResult<Vec<PyOrdering>> {
-    let (a, b) = (clocks_of(a)?, clocks_of(b)?);
-    let orders = py.detach(|| {
-        let ra: Vec<&VectorClock> = a.iter().map(AsRef::as_ref).collect();
-        let rb: Vec<&VectorClock> = b.iter().map(AsRef::as_ref).collect();
-        compare_pairs(&ra, &rb)
-    });
-    Ok(orders
-        .map_err(|e| PyValueError::new_err(e.to_string()))?
-        .into_iter()
-        .map(PyOrdering::from)
-        .collect())
+pub fn compare_many(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<Vec<PyOrdering>> {
+    // Pair by pair while both clocks are hot in cache; each comparison is short, so the GIL
+    // stays held.
+    let (mut ia, mut ib) = (a.try_iter()?, b.try_iter()?);
+    let mut out = Vec::with_capacity(a.len().unwrap_or(0));
+    loop {
+        match (ia.next(), ib.next()) {
+            (Some(x), Some(y)) => {
+                let (x, y) = (clock_of(&x?)?, clock_of(&y?)?);
+                out.push(x.compare(&y).into());
+            }
+            (None, None) => return Ok(out),
+            _ => {
+                return Err(PyValueError::new_err(
+                    "compare_many needs two equally long sequences",
+                ))
+            }
+        }
+    }
 }
 
 /// The least upper bound (pointwise maximum) of many clocks, as a new VectorClock.

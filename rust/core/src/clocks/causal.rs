@@ -3,7 +3,7 @@
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BTreeMap, VecDeque};
 
-use super::{NodeId, Order, VectorClock};
+use super::{NodeId, VectorClock};
 use crate::error::{Error, Result};
 
 /// A permutation of `clocks` consistent with happens-before (if `a` happened before `b`, `a`
@@ -225,18 +225,6 @@ impl<P> CausalDelivery<P> {
             .map(|(k, last)| (k.clone(), self.delivered.get(k) + 1, *last))
             .collect()
     }
-}
-
-/// How each clock of `a` relates to the clock at the same position of `b`.
-pub fn compare_pairs(a: &[&VectorClock], b: &[&VectorClock]) -> Result<Vec<Order>> {
-    if a.len() != b.len() {
-        return Err(Error::InvalidArgument(format!(
-            "compare_many needs two equally long lists, got {} and {}",
-            a.len(),
-            b.len()
-        )));
-    }
-    Ok(a.iter().zip(b).map(|(x, y)| x.compare(y)).collect())
 }
 
 /// The least upper bound of many clocks.

@@ -10,6 +10,7 @@
 //! Decoders reject anything that is not the canonical encoding (truncation, trailing bytes, over-
 //! long varints, invalid UTF-8, unknown tags), so each value has exactly one encoding.
 
+use super::id::RawId;
 use super::NodeId;
 use crate::error::{Error, Result};
 
@@ -179,12 +180,20 @@ impl<'a> Reader<'a> {
 
     /// A node id.
     pub fn node_id(&mut self) -> Result<NodeId> {
+        Ok(match self.raw_node_id()? {
+            RawId::Int(i) => NodeId::Int(i),
+            RawId::Str(s) => NodeId::str(s),
+        })
+    }
+
+    /// A node id borrowed from the input, not interned yet (see [`NodeId::many`]).
+    pub fn raw_node_id(&mut self) -> Result<RawId<'a>> {
         match self.u8()? {
-            TAG_INT => Ok(NodeId::Int(self.ivarint()?)),
+            TAG_INT => Ok(RawId::Int(self.ivarint()?)),
             TAG_STR => {
                 let b = self.bytes()?;
                 let s = std::str::from_utf8(b).map_err(|_| self.error("node id is not UTF-8"))?;
-                Ok(NodeId::str(s))
+                Ok(RawId::Str(s))
             }
             _ => Err(self.error("unknown node id tag")),
         }

@@ -3,13 +3,14 @@
 use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// The id of a node (replica, process, actor) that owns an entry of a clock.
 ///
 /// Integers sort numerically and before all strings; strings sort by their UTF-8 bytes. The
 /// string is shared, so cloning an id (for example when merging clocks) never copies text.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, Eq)]
 pub enum NodeId {
     /// An integer id.
     Int(i64),
@@ -26,21 +27,91 @@ fn interner() -> &'static Mutex<HashSet<Arc<str>>> {
     INTERNER.get_or_init(Mutex::default)
 }
 
+fn intern(set: &mut HashSet<Arc<str>>, s: &str) -> NodeId {
+    if let Some(shared) = set.get(s) {
+        return NodeId::Str(Arc::clone(shared));
+    }
+    let fresh: Arc<str> = Arc::from(s);
+    if set.len() < INTERN_LIMIT {
+        set.insert(Arc::clone(&fresh));
+    }
+    NodeId::Str(fresh)
+}
+
 impl NodeId {
     /// A string id. Equal strings share one allocation, so comparing the ids of two clocks that
     /// name the same nodes is a pointer comparison, not a string comparison.
     pub fn str(s: &str) -> Self {
-        let mut set = interner()
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(shared) = set.get(s) {
-            return NodeId::Str(Arc::clone(shared));
+        let mut set = interner().lock().unwrap_or_else(PoisonError::into_inner);
+        intern(&mut set, s)
+    }
+
+    /// The id borrowed, as ordered.
+    pub fn as_raw(&self) -> RawId<'_> {
+        match self {
+            NodeId::Int(i) => RawId::Int(*i),
+            NodeId::Str(s) => RawId::Str(s),
         }
-        let fresh: Arc<str> = Arc::from(s);
-        if set.len() < INTERN_LIMIT {
-            set.insert(Arc::clone(&fresh));
+    }
+
+    /// Many ids at once, taking the interner's lock once (for decoding and bulk construction).
+    pub fn many<'a>(ids: impl IntoIterator<Item = RawId<'a>>) -> Vec<NodeId> {
+        let mut set = interner().lock().unwrap_or_else(PoisonError::into_inner);
+        ids.into_iter()
+            .map(|raw| match raw {
+                RawId::Int(i) => NodeId::Int(i),
+                RawId::Str(s) => intern(&mut set, s),
+            })
+            .collect()
+    }
+}
+
+/// A node id borrowed from its source (bytes being decoded, a Python str), before interning.
+/// It orders exactly as the [`NodeId`] it becomes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RawId<'a> {
+    /// An integer id.
+    Int(i64),
+    /// A string id.
+    Str(&'a str),
+}
+
+impl Ord for RawId<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (RawId::Int(a), RawId::Int(b)) => a.cmp(b),
+            (RawId::Int(_), RawId::Str(_)) => Ordering::Less,
+            (RawId::Str(_), RawId::Int(_)) => Ordering::Greater,
+            (RawId::Str(a), RawId::Str(b)) => a.as_bytes().cmp(b.as_bytes()),
         }
-        NodeId::Str(fresh)
+    }
+}
+
+impl PartialOrd for RawId<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for NodeId {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (NodeId::Int(a), NodeId::Int(b)) => a == b,
+            // Interned ids are one allocation: equal pointers settle it without reading the text
+            // (`Arc`'s own `==` compares the bytes for unsized types such as `str`).
+            (NodeId::Str(a), NodeId::Str(b)) => Arc::ptr_eq(a, b) || a.as_bytes() == b.as_bytes(),
+            _ => false,
+        }
+    }
+}
+
+impl Hash for NodeId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            NodeId::Int(i) => (0u8, i).hash(state),
+            NodeId::Str(s) => (1u8, &**s).hash(state),
+        }
     }
 }
 
@@ -49,10 +120,7 @@ impl Ord for NodeId {
     fn cmp(&self, other: &Self) -> Ordering {
         match (self, other) {
             (NodeId::Str(a), NodeId::Str(b)) if Arc::ptr_eq(a, b) => Ordering::Equal,
-            (NodeId::Int(a), NodeId::Int(b)) => a.cmp(b),
-            (NodeId::Int(_), NodeId::Str(_)) => Ordering::Less,
-            (NodeId::Str(_), NodeId::Int(_)) => Ordering::Greater,
-            (NodeId::Str(a), NodeId::Str(b)) => a.as_bytes().cmp(b.as_bytes()),
+            _ => self.as_raw().cmp(&other.as_raw()),
         }
     }
 }

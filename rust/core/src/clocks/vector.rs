@@ -3,6 +3,7 @@
 use std::cmp::Ordering as CmpOrdering;
 
 use super::codec::{Reader, Writer};
+use super::id::RawId;
 use super::NodeId;
 use crate::error::{Error, Result};
 
@@ -274,19 +275,23 @@ impl VectorClock {
     pub fn decode_body(r: &mut Reader<'_>) -> Result<VectorClock> {
         // An entry takes at least 3 bytes: tag, one id byte, one counter byte.
         let n = r.count(3)?;
-        let mut entries: Vec<(NodeId, u64)> = Vec::with_capacity(n);
+        let mut raw: Vec<(RawId<'_>, u64)> = Vec::with_capacity(n);
         for _ in 0..n {
-            let id = r.node_id()?;
+            let id = r.raw_node_id()?;
             let c = r.uvarint()?;
             if c == 0 {
                 return Err(r.error("zero counter"));
             }
-            if entries.last().is_some_and(|last| last.0 >= id) {
+            if raw.last().is_some_and(|last| last.0 >= id) {
                 return Err(r.error("node ids out of order or repeated"));
             }
-            entries.push((id, c));
+            raw.push((id, c));
         }
-        Ok(VectorClock { entries })
+        // Intern only once the whole input is known to be valid, under one lock.
+        let ids = NodeId::many(raw.iter().map(|e| e.0));
+        Ok(VectorClock {
+            entries: ids.into_iter().zip(raw.iter().map(|e| e.1)).collect(),
+        })
     }
 }
 
