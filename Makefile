@@ -17,9 +17,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 .PHONY: install
-install: $(VENV)/.installed ## create .venv with maturin and the Python deps; as root, also Debian's memcached and nutcracker
+install: $(VENV)/.installed ## create .venv with maturin and the Python deps; as root, also the Debian servers the tests start
 	@if [ "$$(id -u)" = 0 ]; then scripts/install_services.sh; \
-	else echo "not root: skipping Debian's memcached/nutcracker (their tests will skip)"; fi
+	else echo "not root: skipping Debian's memcached, nutcracker, chrony, faketime (their tests will skip)"; fi
 
 .PHONY: build-dev
 build-dev: install ## build the extension in debug mode, in place
