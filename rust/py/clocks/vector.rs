@@ -288,9 +288,9 @@ impl PyVectorClock {
     fn nodes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let snap = self.snapshot();
         let ids = snap
-            .entries()
+            .ids()
             .iter()
-            .map(|(k, _)| node_id_to_py(py, k))
+            .map(|k| node_id_to_py(py, k))
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, ids)
     }
@@ -300,7 +300,6 @@ impl PyVectorClock {
         let snap = self.snapshot();
         let items = snap
             .entries()
-            .iter()
             .map(|(k, v)| PyTuple::new(py, [node_id_to_py(py, k)?, v.into_bound_py_any(py)?]))
             .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, items)
@@ -417,7 +416,7 @@ impl PyVectorClock {
         let mut kept = Vec::with_capacity(snap.len());
         if keep.is_callable() {
             for (k, v) in snap.entries() {
-                if keep.call1((node_id_to_py(py, k)?, *v))?.is_truthy()? {
+                if keep.call1((node_id_to_py(py, k)?, v))?.is_truthy()? {
                     kept.push(k.clone());
                 }
             }
@@ -426,13 +425,7 @@ impl PyVectorClock {
                 .try_iter()?
                 .map(|x| extract_node_id(&x?))
                 .collect::<PyResult<std::collections::HashSet<NodeId>>>()?;
-            kept.extend(
-                snap.entries()
-                    .iter()
-                    .map(|e| &e.0)
-                    .filter(|k| ids.contains(k))
-                    .cloned(),
-            );
+            kept.extend(snap.ids().iter().filter(|k| ids.contains(k)).cloned());
         }
         let kept: std::collections::HashSet<NodeId> = kept.into_iter().collect();
         self.write(|c| {

@@ -35,10 +35,7 @@ pub fn causal_order(clocks: &[&VectorClock]) -> (Vec<usize>, Vec<usize>) {
 }
 
 fn cmp_entries(a: &VectorClock, b: &VectorClock) -> CmpOrdering {
-    a.entries()
-        .iter()
-        .map(|e| (&e.0, e.1))
-        .cmp(b.entries().iter().map(|e| (&e.0, e.1)))
+    a.entries().cmp(b.entries())
 }
 
 /// A message a [`CausalDelivery`] buffer holds or hands out.
@@ -190,8 +187,7 @@ impl<P> CausalDelivery<P> {
         m.clock.get(&m.sender) == d.get(&m.sender) + 1
             && m.clock
                 .entries()
-                .iter()
-                .all(|(k, v)| *k == m.sender || *v <= d.get(k))
+                .all(|(k, v)| *k == m.sender || v <= d.get(k))
     }
 
     /// For a held message, the broadcasts it waits for: per node, the first and last missing
@@ -200,9 +196,8 @@ impl<P> CausalDelivery<P> {
         let d = &self.delivered;
         m.clock
             .entries()
-            .iter()
             .filter_map(|(k, v)| {
-                let need = if *k == m.sender { v - 1 } else { *v };
+                let need = if *k == m.sender { v - 1 } else { v };
                 let have = d.get(k);
                 (need > have).then(|| (k.clone(), have + 1, need))
             })
@@ -221,8 +216,7 @@ impl<P> CausalDelivery<P> {
             }
         }
         need.entries()
-            .iter()
-            .map(|(k, last)| (k.clone(), self.delivered.get(k) + 1, *last))
+            .map(|(k, last)| (k.clone(), self.delivered.get(k) + 1, last))
             .collect()
     }
 }

@@ -153,10 +153,9 @@ impl<V> DvvSet<V> {
         DvvSet {
             entries: context
                 .entries()
-                .iter()
                 .map(|(id, c)| Entry {
                     id: id.clone(),
-                    counter: *c,
+                    counter: c,
                     values: Vec::new(),
                 })
                 .collect(),

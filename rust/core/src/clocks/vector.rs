@@ -1,6 +1,8 @@
 //! Vector clocks (Fidge/Mattern) and version vectors: a counter per node, sorted by node id.
 
 use std::cmp::Ordering as CmpOrdering;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use super::codec::{Reader, Writer};
 use super::id::RawId;
@@ -37,26 +39,78 @@ const VERSION: u8 = 1;
 
 /// A vector clock: for each node, how many events of that node are known.
 ///
-/// Entries are kept sorted by [`NodeId`] with no zero counters (a missing node counts 0), so the
-/// representation of a clock is unique, equality is structural, and compare and merge are a
-/// single pass over both entry lists.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
+/// The node ids are kept sorted with no zero counters (a missing node counts 0), so a clock has
+/// one representation, equality is structural, and compare and merge are one pass. Ids and
+/// counters live in separate arrays, and the id array is shared (`Arc`) between clocks that name
+/// the same nodes (copies, and clocks derived by incrementing or merging known nodes): comparing
+/// or merging such clocks only walks two `u64` slices. Otherwise the ids are compared one by one,
+/// by pointer for interned strings.
+#[derive(Clone)]
 pub struct VectorClock {
-    entries: Vec<(NodeId, u64)>,
+    ids: Arc<[NodeId]>,
+    counters: Vec<u64>,
+}
+
+impl Default for VectorClock {
+    fn default() -> Self {
+        VectorClock {
+            ids: Arc::from(Vec::new()),
+            counters: Vec::new(),
+        }
+    }
+}
+
+impl PartialEq for VectorClock {
+    fn eq(&self, other: &Self) -> bool {
+        self.counters == other.counters && same_ids(&self.ids, &other.ids)
+    }
+}
+
+impl Eq for VectorClock {}
+
+impl Hash for VectorClock {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.ids.hash(state);
+        self.counters.hash(state);
+    }
 }
 
 impl std::fmt::Debug for VectorClock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map()
-            .entries(self.entries.iter().map(|(k, v)| (k, v)))
-            .finish()
+        f.debug_map().entries(self.entries()).finish()
     }
+}
+
+fn same_ids(a: &Arc<[NodeId]>, b: &Arc<[NodeId]>) -> bool {
+    Arc::ptr_eq(a, b) || a[..] == b[..]
+}
+
+/// `(less, greater)`: whether some counter of `a` is below, and some above, `b`'s at the same
+/// position. Branch-free so the compiler can vectorize it.
+fn counters_cmp(a: &[u64], b: &[u64]) -> (bool, bool) {
+    let (mut less, mut greater) = (false, false);
+    for (x, y) in a.iter().zip(b) {
+        less |= x < y;
+        greater |= x > y;
+    }
+    (less, greater)
+}
+
+fn overflow(id: &NodeId) -> Error {
+    Error::CounterOverflow(format!("the counter of node {id} would pass 2**64-1"))
 }
 
 impl VectorClock {
     /// The clock that knows no events.
     pub fn new() -> Self {
         VectorClock::default()
+    }
+
+    fn from_sorted(ids: Vec<NodeId>, counters: Vec<u64>) -> Self {
+        VectorClock {
+            ids: Arc::from(ids),
+            counters,
+        }
     }
 
     /// A clock from (node, counter) pairs in any order; zero counters are dropped.
@@ -69,36 +123,47 @@ impl VectorClock {
                 NodeId::Int(i) => i.to_string(),
             }));
         }
-        Ok(VectorClock { entries: v })
+        let (ids, counters) = v.into_iter().unzip();
+        Ok(VectorClock::from_sorted(ids, counters))
     }
 
-    /// The entries, sorted by node id, all counters > 0.
-    pub fn entries(&self) -> &[(NodeId, u64)] {
-        &self.entries
+    /// The (node, counter) entries, sorted by node id, all counters > 0.
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = (&NodeId, u64)> + Clone + '_ {
+        self.ids.iter().zip(self.counters.iter().copied())
+    }
+
+    /// The node ids, sorted.
+    pub fn ids(&self) -> &[NodeId] {
+        &self.ids
+    }
+
+    /// The counters, in node-id order.
+    pub fn counters(&self) -> &[u64] {
+        &self.counters
     }
 
     /// Number of nodes with a non-zero counter.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.counters.len()
     }
 
     /// True if no node has a counter.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.counters.is_empty()
     }
 
     /// Sum of all counters: strictly larger for a clock that happened after another.
     pub fn total(&self) -> u128 {
-        self.entries.iter().map(|e| u128::from(e.1)).sum()
+        self.counters.iter().map(|&c| u128::from(c)).sum()
     }
 
     fn find(&self, id: &NodeId) -> std::result::Result<usize, usize> {
-        self.entries.binary_search_by(|e| e.0.cmp(id))
+        self.ids.binary_search(id)
     }
 
     /// The counter of `id` (0 if absent).
     pub fn get(&self, id: &NodeId) -> u64 {
-        self.find(id).map_or(0, |i| self.entries[i].1)
+        self.find(id).map_or(0, |i| self.counters[i])
     }
 
     /// Adds `by` to the counter of `id` and returns the new value; fails, changing nothing, if it
@@ -106,111 +171,143 @@ impl VectorClock {
     pub fn increment(&mut self, id: &NodeId, by: u64) -> Result<u64> {
         match self.find(id) {
             Ok(i) => {
-                let e = &mut self.entries[i].1;
-                *e = e.checked_add(by).ok_or_else(|| {
-                    Error::CounterOverflow(format!("the counter of node {id} would pass 2**64-1"))
-                })?;
-                Ok(*e)
+                let c = &mut self.counters[i];
+                *c = c.checked_add(by).ok_or_else(|| overflow(id))?;
+                Ok(*c)
             }
             Err(_) if by == 0 => Ok(0),
             Err(i) => {
-                self.entries.insert(i, (id.clone(), by));
+                self.insert_at(i, id, by);
                 Ok(by)
             }
         }
+    }
+
+    fn insert_at(&mut self, i: usize, id: &NodeId, value: u64) {
+        let mut ids = self.ids.to_vec();
+        ids.insert(i, id.clone());
+        self.ids = Arc::from(ids);
+        self.counters.insert(i, value);
     }
 
     /// Sets the counter of `id` (0 removes it).
     pub fn set(&mut self, id: &NodeId, value: u64) {
         match (self.find(id), value) {
             (Ok(i), 0) => {
-                self.entries.remove(i);
+                self.remove_at(i);
             }
-            (Ok(i), v) => self.entries[i].1 = v,
+            (Ok(i), v) => self.counters[i] = v,
             (Err(_), 0) => {}
-            (Err(i), v) => self.entries.insert(i, (id.clone(), v)),
+            (Err(i), v) => self.insert_at(i, id, v),
         }
+    }
+
+    fn remove_at(&mut self, i: usize) -> u64 {
+        let mut ids = self.ids.to_vec();
+        ids.remove(i);
+        self.ids = Arc::from(ids);
+        self.counters.remove(i)
     }
 
     /// Removes `id`; returns its counter (0 if it was absent).
     pub fn remove(&mut self, id: &NodeId) -> u64 {
-        self.find(id).map_or(0, |i| self.entries.remove(i).1)
+        self.find(id).map_or(0, |i| self.remove_at(i))
     }
 
     /// Keeps only the entries for which `keep` is true.
     pub fn retain(&mut self, mut keep: impl FnMut(&NodeId, u64) -> bool) {
-        self.entries.retain(|e| keep(&e.0, e.1));
+        let kept: Vec<bool> = self.entries().map(|(k, c)| keep(k, c)).collect();
+        if kept.iter().all(|&k| k) {
+            return;
+        }
+        let (ids, counters) = self
+            .entries()
+            .zip(&kept)
+            .filter(|e| *e.1)
+            .map(|((k, c), _)| (k.clone(), c))
+            .unzip();
+        *self = VectorClock::from_sorted(ids, counters);
     }
 
     /// The pointwise maximum (least upper bound) of two clocks.
     #[must_use]
     pub fn merged(&self, other: &VectorClock) -> VectorClock {
-        let (a, b) = (&self.entries, &other.entries);
-        let mut out = Vec::with_capacity(a.len().max(b.len()));
-        let (mut i, mut j) = (0, 0);
-        while i < a.len() && j < b.len() {
-            match a[i].0.cmp(&b[j].0) {
-                CmpOrdering::Less => {
-                    out.push(a[i].clone());
-                    i += 1;
-                }
-                CmpOrdering::Greater => {
-                    out.push(b[j].clone());
-                    j += 1;
-                }
-                CmpOrdering::Equal => {
-                    out.push((a[i].0.clone(), a[i].1.max(b[j].1)));
-                    i += 1;
-                    j += 1;
-                }
-            }
-        }
-        out.extend_from_slice(&a[i..]);
-        out.extend_from_slice(&b[j..]);
-        VectorClock { entries: out }
+        let mut out = self.clone();
+        out.merge(other);
+        out
     }
 
     /// Replaces this clock with its merge with `other`.
     pub fn merge(&mut self, other: &VectorClock) {
-        // Common case: other adds nothing new, or only raises counters in place.
-        if self.entries.len() == other.entries.len()
-            && self
-                .entries
-                .iter()
-                .zip(&other.entries)
-                .all(|(a, b)| a.0 == b.0)
-        {
-            for (a, b) in self.entries.iter_mut().zip(&other.entries) {
-                a.1 = a.1.max(b.1);
+        if same_ids(&self.ids, &other.ids) {
+            // Same nodes: a pointwise max of the counters, the id array stays shared.
+            for (a, b) in self.counters.iter_mut().zip(&other.counters) {
+                *a = (*a).max(*b);
             }
+            if !Arc::ptr_eq(&self.ids, &other.ids) {
+                self.ids = Arc::clone(&other.ids);
+            }
+            return;
+        }
+        let (ids, counters) = {
+            let (mut a, mut b) = (self.entries().peekable(), other.entries().peekable());
+            let mut ids = Vec::with_capacity(self.len().max(other.len()));
+            let mut counters = Vec::with_capacity(ids.capacity());
+            loop {
+                let next = match (a.peek(), b.peek()) {
+                    (Some(x), Some(y)) => match x.0.cmp(y.0) {
+                        CmpOrdering::Less => a.next(),
+                        CmpOrdering::Greater => b.next(),
+                        CmpOrdering::Equal => {
+                            let both = (x.0, x.1.max(y.1));
+                            a.next();
+                            b.next();
+                            Some(both)
+                        }
+                    },
+                    (Some(_), None) => a.next(),
+                    (None, Some(_)) => b.next(),
+                    (None, None) => break,
+                };
+                let (id, c) = next.expect("one side has an entry");
+                ids.push(id.clone());
+                counters.push(c);
+            }
+            (ids, counters)
+        };
+        // Prefer the other clock's id array when the merge added nothing to it.
+        self.ids = if ids.len() == other.ids.len() {
+            Arc::clone(&other.ids)
         } else {
-            *self = self.merged(other);
+            Arc::from(ids)
+        };
+        self.counters = counters;
+    }
+
+    /// How this clock relates to `other` under happens-before.
+    pub fn compare(&self, other: &VectorClock) -> Order {
+        let (less, greater) = if same_ids(&self.ids, &other.ids) {
+            counters_cmp(&self.counters, &other.counters)
+        } else {
+            self.compare_general(other)
+        };
+        match (less, greater) {
+            (false, false) => Order::Equal,
+            (true, false) => Order::Before,
+            (false, true) => Order::After,
+            (true, true) => Order::Concurrent,
         }
     }
 
-    /// How this clock relates to `other` under happens-before; one pass, stops early once the
-    /// clocks are known to be concurrent.
-    pub fn compare(&self, other: &VectorClock) -> Order {
-        let (a, b) = (&self.entries, &other.entries);
-        // less: some counter of self is below other's; greater: some counter is above.
+    /// `(less, greater)` for clocks over different nodes: one merge-like walk that stops once
+    /// both are known.
+    fn compare_general(&self, other: &VectorClock) -> (bool, bool) {
+        let (a, b) = (&self.ids, &other.ids);
+        let (ca, cb) = (&self.counters, &other.counters);
         let (mut less, mut greater) = (false, false);
         let (mut i, mut j) = (0, 0);
-        if a.len() == b.len() {
-            // Same nodes in the same places is the common case (ids are interned, so the key
-            // comparison is a pointer comparison); fall back to the general walk at the first
-            // difference.
-            while i < a.len() && a[i].0 == b[i].0 {
-                less |= a[i].1 < b[i].1;
-                greater |= a[i].1 > b[i].1;
-                i += 1;
-            }
-            if less && greater {
-                return Order::Concurrent;
-            }
-            j = i;
-        }
         while i < a.len() && j < b.len() {
-            match a[i].0.cmp(&b[j].0) {
+            match a[i].cmp(&b[j]) {
                 CmpOrdering::Less => {
                     greater = true;
                     i += 1;
@@ -220,24 +317,17 @@ impl VectorClock {
                     j += 1;
                 }
                 CmpOrdering::Equal => {
-                    less |= a[i].1 < b[j].1;
-                    greater |= a[i].1 > b[j].1;
+                    less |= ca[i] < cb[j];
+                    greater |= ca[i] > cb[j];
                     i += 1;
                     j += 1;
                 }
             }
             if less && greater {
-                return Order::Concurrent;
+                return (true, true);
             }
         }
-        greater |= i < a.len();
-        less |= j < b.len();
-        match (less, greater) {
-            (false, false) => Order::Equal,
-            (true, false) => Order::Before,
-            (false, true) => Order::After,
-            (true, true) => Order::Concurrent,
-        }
+        (less || j < b.len(), greater || i < a.len())
     }
 
     /// True if every counter is >= `other`'s (this clock happened after or is equal).
@@ -255,10 +345,10 @@ impl VectorClock {
 
     /// Writes the entry count and entries (no header), for encodings that embed a clock.
     pub fn encode_body(&self, w: &mut Writer) {
-        w.uvarint(self.entries.len() as u64);
-        for (id, c) in &self.entries {
+        w.uvarint(self.len() as u64);
+        for (id, c) in self.entries() {
             w.node_id(id);
-            w.uvarint(*c);
+            w.uvarint(c);
         }
     }
 
@@ -275,23 +365,22 @@ impl VectorClock {
     pub fn decode_body(r: &mut Reader<'_>) -> Result<VectorClock> {
         // An entry takes at least 3 bytes: tag, one id byte, one counter byte.
         let n = r.count(3)?;
-        let mut raw: Vec<(RawId<'_>, u64)> = Vec::with_capacity(n);
+        let mut raw: Vec<RawId<'_>> = Vec::with_capacity(n);
+        let mut counters = Vec::with_capacity(n);
         for _ in 0..n {
             let id = r.raw_node_id()?;
             let c = r.uvarint()?;
             if c == 0 {
                 return Err(r.error("zero counter"));
             }
-            if raw.last().is_some_and(|last| last.0 >= id) {
+            if raw.last().is_some_and(|last| *last >= id) {
                 return Err(r.error("node ids out of order or repeated"));
             }
-            raw.push((id, c));
+            raw.push(id);
+            counters.push(c);
         }
         // Intern only once the whole input is known to be valid, under one lock.
-        let ids = NodeId::many(raw.iter().map(|e| e.0));
-        Ok(VectorClock {
-            entries: ids.into_iter().zip(raw.iter().map(|e| e.1)).collect(),
-        })
+        Ok(VectorClock::from_sorted(NodeId::many(raw), counters))
     }
 }
 
