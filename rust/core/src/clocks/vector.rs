@@ -1,8 +1,10 @@
 //! Vector clocks (Fidge/Mattern) and version vectors: a counter per node, sorted by node id.
 
 use std::cmp::Ordering as CmpOrdering;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use super::codec::{Reader, Writer};
 use super::id::RawId;
@@ -86,14 +88,69 @@ fn same_ids(a: &Arc<[NodeId]>, b: &Arc<[NodeId]>) -> bool {
 }
 
 /// `(less, greater)`: whether some counter of `a` is below, and some above, `b`'s at the same
-/// position. Branch-free so the compiler can vectorize it.
+/// position. Clocks that are compared mostly agree, so whole blocks are first tested for equality
+/// (a `memcmp`) and only differing blocks are looked at counter by counter.
 fn counters_cmp(a: &[u64], b: &[u64]) -> (bool, bool) {
+    const BLOCK: usize = 32;
     let (mut less, mut greater) = (false, false);
-    for (x, y) in a.iter().zip(b) {
-        less |= x < y;
-        greater |= x > y;
+    for (xa, xb) in a.chunks(BLOCK).zip(b.chunks(BLOCK)) {
+        if xa == xb {
+            continue;
+        }
+        for (x, y) in xa.iter().zip(xb) {
+            less |= x < y;
+            greater |= x > y;
+        }
+        if less && greater {
+            break;
+        }
     }
     (less, greater)
+}
+
+/// Arrays of ids seen recently, by a fingerprint of their contents; weak, so they are freed with
+/// the last clock that uses them.
+type IdArrays = HashMap<u64, Weak<[NodeId]>>;
+
+/// How many id arrays [`id_array`] remembers before it starts over.
+const ID_ARRAYS_LIMIT: usize = 4096;
+
+/// The shared array for these ids: clocks over the same nodes end up with the same `Arc`, even
+/// when built separately (from dicts, from bytes), so comparing them is a pointer comparison
+/// plus the counters.
+fn id_array(ids: Vec<NodeId>) -> Arc<[NodeId]> {
+    static ARRAYS: OnceLock<Mutex<IdArrays>> = OnceLock::new();
+    if ids.is_empty() {
+        return Arc::from(ids);
+    }
+    let mut h = DefaultHasher::new();
+    for id in &ids {
+        match id {
+            NodeId::Int(i) => (0u8, *i).hash(&mut h),
+            // Interned strings: the address stands for the text (a fingerprint, not identity:
+            // candidates are compared in full below).
+            NodeId::Str(s) => (1u8, Arc::as_ptr(s).cast::<u8>() as usize).hash(&mut h),
+        }
+    }
+    let key = h.finish();
+    let mut arrays = ARRAYS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = arrays.get(&key).and_then(Weak::upgrade) {
+        if known[..] == ids[..] {
+            return known;
+        }
+    }
+    if arrays.len() >= ID_ARRAYS_LIMIT {
+        arrays.retain(|_, w| w.strong_count() > 0);
+        if arrays.len() >= ID_ARRAYS_LIMIT {
+            arrays.clear();
+        }
+    }
+    let fresh: Arc<[NodeId]> = Arc::from(ids);
+    arrays.insert(key, Arc::downgrade(&fresh));
+    fresh
 }
 
 fn overflow(id: &NodeId) -> Error {
@@ -108,7 +165,7 @@ impl VectorClock {
 
     fn from_sorted(ids: Vec<NodeId>, counters: Vec<u64>) -> Self {
         VectorClock {
-            ids: Arc::from(ids),
+            ids: id_array(ids),
             counters,
         }
     }
@@ -186,7 +243,7 @@ impl VectorClock {
     fn insert_at(&mut self, i: usize, id: &NodeId, value: u64) {
         let mut ids = self.ids.to_vec();
         ids.insert(i, id.clone());
-        self.ids = Arc::from(ids);
+        self.ids = id_array(ids);
         self.counters.insert(i, value);
     }
 
@@ -205,7 +262,7 @@ impl VectorClock {
     fn remove_at(&mut self, i: usize) -> u64 {
         let mut ids = self.ids.to_vec();
         ids.remove(i);
-        self.ids = Arc::from(ids);
+        self.ids = id_array(ids);
         self.counters.remove(i)
     }
 
@@ -279,7 +336,7 @@ impl VectorClock {
         self.ids = if ids.len() == other.ids.len() {
             Arc::clone(&other.ids)
         } else {
-            Arc::from(ids)
+            id_array(ids)
         };
         self.counters = counters;
     }
