@@ -522,6 +522,29 @@ mod tests {
     }
 
     #[test]
+    fn clocks_over_the_same_nodes_share_their_id_array() {
+        let a = vc(&[("a", 1), ("b", 2), ("c", 3)]);
+        let b = VectorClock::decode(&vc(&[("a", 5), ("b", 1), ("c", 3)]).encode()).unwrap();
+        assert!(Arc::ptr_eq(&a.ids, &b.ids));
+        assert_eq!(a.compare(&b), Order::Concurrent);
+        let mut c = a.clone();
+        c.increment(&NodeId::from("d"), 1).unwrap();
+        assert!(!Arc::ptr_eq(&a.ids, &c.ids));
+        assert_eq!(a.compare(&c), Order::Before);
+        c.remove(&NodeId::from("d"));
+        assert!(Arc::ptr_eq(&a.ids, &c.ids));
+        // Long clocks: the blocks that are equal are skipped, the differing ones decide.
+        let long: Vec<(NodeId, u64)> = (0..100).map(|i| (NodeId::from(i), 7)).collect();
+        let x = VectorClock::from_entries(long.clone()).unwrap();
+        let mut y = VectorClock::from_entries(long).unwrap();
+        assert_eq!(x.compare(&y), Order::Equal);
+        y.increment(&NodeId::from(99), 1).unwrap();
+        assert_eq!(x.compare(&y), Order::Before);
+        y.set(&NodeId::from(3), 1);
+        assert_eq!(x.compare(&y), Order::Concurrent);
+    }
+
+    #[test]
     fn duplicate_ids_refused() {
         assert!(
             VectorClock::from_entries([(NodeId::from("a"), 1), (NodeId::from("a"), 2)]).is_err()
