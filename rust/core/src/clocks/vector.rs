@@ -523,25 +523,25 @@ mod tests {
 
     #[test]
     fn clocks_over_the_same_nodes_share_their_id_array() {
-        let a = vc(&[("a", 1), ("b", 2), ("c", 3)]);
-        let b = VectorClock::decode(&vc(&[("a", 5), ("b", 1), ("c", 3)]).encode()).unwrap();
-        assert!(Arc::ptr_eq(&a.ids, &b.ids));
-        assert_eq!(a.compare(&b), Order::Concurrent);
-        let mut c = a.clone();
-        c.increment(&NodeId::from("d"), 1).unwrap();
-        assert!(!Arc::ptr_eq(&a.ids, &c.ids));
-        assert_eq!(a.compare(&c), Order::Before);
-        c.remove(&NodeId::from("d"));
-        assert!(Arc::ptr_eq(&a.ids, &c.ids));
+        let first = vc(&[("a", 1), ("b", 2), ("c", 3)]);
+        let decoded = VectorClock::decode(&vc(&[("a", 5), ("b", 1), ("c", 3)]).encode()).unwrap();
+        assert!(Arc::ptr_eq(&first.ids, &decoded.ids));
+        assert_eq!(first.compare(&decoded), Order::Concurrent);
+        let mut grown = first.clone();
+        grown.increment(&NodeId::from("d"), 1).unwrap();
+        assert!(!Arc::ptr_eq(&first.ids, &grown.ids));
+        assert_eq!(first.compare(&grown), Order::Before);
+        grown.remove(&NodeId::from("d"));
+        assert!(Arc::ptr_eq(&first.ids, &grown.ids));
         // Long clocks: the blocks that are equal are skipped, the differing ones decide.
         let long: Vec<(NodeId, u64)> = (0..100).map(|i| (NodeId::from(i), 7)).collect();
-        let x = VectorClock::from_entries(long.clone()).unwrap();
-        let mut y = VectorClock::from_entries(long).unwrap();
-        assert_eq!(x.compare(&y), Order::Equal);
-        y.increment(&NodeId::from(99), 1).unwrap();
-        assert_eq!(x.compare(&y), Order::Before);
-        y.set(&NodeId::from(3), 1);
-        assert_eq!(x.compare(&y), Order::Concurrent);
+        let older = VectorClock::from_entries(long.clone()).unwrap();
+        let mut newer = VectorClock::from_entries(long).unwrap();
+        assert_eq!(older.compare(&newer), Order::Equal);
+        newer.increment(&NodeId::from(99), 1).unwrap();
+        assert_eq!(older.compare(&newer), Order::Before);
+        newer.set(&NodeId::from(3), 1);
+        assert_eq!(older.compare(&newer), Order::Concurrent);
     }
 
     #[test]
