@@ -154,6 +154,15 @@ def test_increment_remove_prune() -> None:
     assert vc.to_dict() == {"c": 3}
 
 
+def test_ordering_members_pickle_and_copy_as_themselves() -> None:
+    for member in (Ordering.BEFORE, Ordering.AFTER, Ordering.EQUAL, Ordering.CONCURRENT):
+        assert pickle.loads(pickle.dumps(member)) is member
+        assert copy.copy(member) is member
+        assert copy.deepcopy(member) is member
+        assert getattr(Ordering, member.name) is member
+    assert repr(Ordering.CONCURRENT) == "Ordering.CONCURRENT"
+
+
 def test_version_vector_keeps_its_type() -> None:
     a = VersionVector({"r1": 2})
     b = VersionVector.from_dict({"r2": 1})

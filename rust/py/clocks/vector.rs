@@ -56,6 +56,14 @@ impl PyOrdering {
             PyOrdering::Concurrent => "CONCURRENT",
         }
     }
+
+    /// Pickles as ``getattr(Ordering, name)``, so unpickling gives the same member back.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let getattr = py.import("builtins")?.getattr("getattr")?;
+        let args = (py.get_type::<PyOrdering>(), slf.get().name()).into_pyobject(py)?;
+        PyTuple::new(py, [getattr, args.into_any()])
+    }
 }
 
 impl From<Order> for PyOrdering {
