@@ -61,16 +61,8 @@ test: install lint-rust test-rust wheel lint-python stubtest ## everything: lint
 	DISTCORE_EXPECT_WHEEL=1 $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 .PHONY: bench
-# One JSON, table (.md) and chart (.png) per capability: benches/test_bench_NAME.py -> bench-results/NAME.*
-BENCHES := hashing clocks
-
-bench: build-prod ## benchmarks side by side with the peers; prints ratios, writes bench-results/*.md and *.png
-	mkdir -p bench-results
-	$(ACTIVATE) && for b in $(BENCHES); do \
-		pytest benches/test_bench_$$b.py --benchmark-only --benchmark-json=bench-results/$$b.json \
-			-p no:cacheprovider || exit 1; \
-		python benches/report.py bench-results/$$b.json || exit 1; \
-	done
+bench: build-prod ## benchmarks side by side with the peers; prints ratios, writes bench-results/NAME.{json,md,png}
+	$(VENV)/bin/distcore bench --out bench-results
 
 .PHONY: bench-rust
 bench-rust: ## criterion benches of the core crate

@@ -1,4 +1,4 @@
-"""The ``distcore`` command: a tour (``demo``), ring inspection (``ring``), benchmarks (``bench``).
+"""The ``distcore`` command: a tour (``demo``), rings (``ring``), time (``time``), ``bench``.
 
 Run ``distcore --help``, or ``distcore COMMAND --help`` for each command.
 """
@@ -614,24 +614,34 @@ def _find_benches() -> Path | None:
     return None
 
 
-@main.command(short_help="Benchmarks vs the peers (uhashring, mmh3, ...), from a checkout.")
+#: The benchmark files, one per capability: benches/test_bench_NAME.py -> bench-results/NAME.*
+BENCH_CAPABILITIES = ("hashing", "clocks")
+
+
+@main.command(short_help="Benchmarks vs the peers (uhashring, hlcpy, ...), from a checkout.")
 @click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("bench-results/hashing.json"),
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench-results"),
     show_default=True,
-    help="Where pytest-benchmark writes its results.",
+    help="Where each capability's NAME.json, NAME.md and NAME.png go.",
+)
+@click.option(
+    "--only",
+    type=click.Choice(BENCH_CAPABILITIES),
+    multiple=True,
+    help="Only these capabilities (repeatable); default all.",
 )
 @click.option("-k", "select", metavar="EXPR", help="Only the benchmarks matching EXPR (pytest -k).")
-def bench(json_path: Path, select: str | None) -> None:
+def bench(out_dir: Path, only: tuple[str, ...], select: str | None) -> None:
     """Run the benchmarks side by side with the peers and print the ratios (source checkout).
 
     \b
     Same as `make bench` without the release build: build first with
       maturin develop --release
-    Results: bench-results/hashing.{json,md,png}. Needs pytest-benchmark
-    (pip install 'distcore[bench]').
+    Results: bench-results/{hashing,clocks}.{json,md,png}. Needs pytest-benchmark and
+    the peers (pip install 'distcore[bench]').
     """
     benches = _find_benches()
     if benches is None:
@@ -640,27 +650,29 @@ def bench(json_path: Path, select: str | None) -> None:
             1,
         )
     root = benches.parent
-    json_path = json_path if json_path.is_absolute() else Path.cwd() / json_path
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        str(benches),
-        "--benchmark-only",
-        f"--benchmark-json={json_path}",
-        "-p",
-        "no:cacheprovider",
-    ]
-    if select:
-        cmd += ["-k", select]
-    rc = subprocess.run(cmd, cwd=root, check=False).returncode
-    if rc != 0:
-        _fail(f"the benchmarks failed (pytest exit status {rc})", rc)
-    rc = subprocess.run(
-        [sys.executable, str(benches / "report.py"), str(json_path)], cwd=root, check=False
-    ).returncode
-    sys.exit(rc)
+    out_dir = out_dir if out_dir.is_absolute() else Path.cwd() / out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in only or BENCH_CAPABILITIES:
+        json_path = out_dir / f"{name}.json"
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(benches / f"test_bench_{name}.py"),
+            "--benchmark-only",
+            f"--benchmark-json={json_path}",
+            "-p",
+            "no:cacheprovider",
+        ]
+        if select:
+            cmd += ["-k", select]
+        rc = subprocess.run(cmd, cwd=root, check=False).returncode
+        if rc != 0:
+            _fail(f"the {name} benchmarks failed (pytest exit status {rc})", rc)
+        report = [sys.executable, str(benches / "report.py"), str(json_path)]
+        rc = subprocess.run(report, cwd=root, check=False).returncode
+        if rc != 0:
+            sys.exit(rc)
 
 
 def _fail(message: str, code: int) -> NoReturn:
