@@ -1,7 +1,7 @@
 """Shared inputs for the benchmarks, and the machine facts `report.py` prints.
 
-Run with ``make bench`` (a release build first), or:
-``distcore bench`` (``pytest benches/test_bench_NAME.py --benchmark-only --benchmark-json=bench-results/NAME.json`` per capability).
+Run with ``make bench`` (a release build first), or ``distcore bench``, which runs per capability
+``pytest benches/test_bench_NAME.py --benchmark-only --benchmark-json=bench-results/NAME.json``.
 """
 
 from __future__ import annotations
