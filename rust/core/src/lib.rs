@@ -2,6 +2,7 @@
 
 pub mod clocks;
 pub mod error;
+pub mod gossip;
 pub mod hashing;
 pub mod par;
 
