@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 .PHONY: install
 install: $(VENV)/.installed ## create .venv with maturin and the Python deps; as root, also the Debian servers the tests start
 	@if [ "$$(id -u)" = 0 ]; then scripts/install_services.sh; \
-	else echo "not root: skipping Debian's memcached, nutcracker, chrony, faketime (their tests will skip)"; fi
+	else echo "not root: skipping Debian's memcached, nutcracker, chrony, faketime, serf (their tests will skip)"; fi
 
 .PHONY: build-dev
 build-dev: install ## build the extension in debug mode, in place

@@ -138,3 +138,32 @@ def chrony_server(tmp_path: Path) -> Iterator[Callable[..., ChronyServer]]:
 
 
 _SERVICE_FIXTURES.add("chrony_server")
+
+
+# ============================================================================================
+# serf agents (gossip membership on loopback); harness in tests/services/serf.py
+
+from typing import Any  # noqa: E402
+
+from services.serf import SerfAgent, start_serf  # noqa: E402
+
+
+@pytest.fixture
+def serf_agent() -> Iterator[Callable[..., SerfAgent]]:
+    """`serf_agent(name=None, join=(), encrypt_key=None, ...)` -> a ready serf agent.
+
+    Takes start_serf's keywords (bind_port, rpc_port, tags, extra_args); every agent it
+    started is stopped (SIGTERM, then SIGKILL) after the test.
+    """
+    started: list[SerfAgent] = []
+
+    def start(name: str | None = None, **kwargs: Any) -> SerfAgent:
+        agent = start_serf(name, **kwargs)
+        started.append(agent)
+        return agent
+
+    yield start
+    stop_children(a.child for a in started)
+
+
+_SERVICE_FIXTURES.add("serf_agent")

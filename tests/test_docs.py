@@ -9,10 +9,16 @@ from types import ModuleType
 import pytest
 
 import distcore.clocks
+import distcore.gossip.wire
 import distcore.hashing
 import distcore.timesync
 
-MODULES: list[ModuleType] = [distcore.hashing, distcore.clocks, distcore.timesync]
+MODULES: list[ModuleType] = [
+    distcore.hashing,
+    distcore.clocks,
+    distcore.timesync,
+    distcore.gossip.wire,
+]
 
 
 def _examples() -> list[tuple[ModuleType, doctest.DocTest]]:

@@ -478,3 +478,40 @@ class DVVSet:
     def __deepcopy__(self, memo: Any, /) -> DVVSet: ...
 
 # --- clocks.dvv (end) ---
+
+# --- gossip.wire (begin) ---
+_WireMessage = dict[str, Any]
+
+@final
+class Keyring:
+    def __new__(cls, keys: Sequence[bytes]) -> Keyring: ...
+    @property
+    def keys(self) -> list[bytes]: ...
+    def add(self, key: bytes) -> None: ...
+    def use(self, key: bytes) -> None: ...
+    def remove(self, key: bytes) -> None: ...
+    def __len__(self) -> int: ...
+
+def decode_packet(
+    data: bytes, keyring: Keyring | None = None, label: bytes | None = None
+) -> list[_WireMessage]: ...
+def encode_packet(
+    messages: Iterable[_WireMessage],
+    keyring: Keyring | None = None,
+    *,
+    crc: bool = False,
+    compress: bool = False,
+    label: bytes | None = None,
+) -> bytes: ...
+def decode_stream(
+    data: bytes, keyring: Keyring | None = None, label: bytes | None = None
+) -> tuple[_WireMessage, int] | None: ...
+def encode_stream(
+    message: _WireMessage,
+    keyring: Keyring | None = None,
+    *,
+    compress: bool = False,
+    label: bytes | None = None,
+) -> bytes: ...
+
+# --- gossip.wire (end) ---

@@ -2,13 +2,14 @@
 
 mod clocks;
 mod errors;
+mod gossip;
 mod hashing;
 
 use pyo3::prelude::*;
 
 #[pymodule]
 mod _core {
-    use super::{clocks, errors, hashing};
+    use super::{clocks, errors, gossip, hashing};
     use pyo3::prelude::*;
 
     #[pymodule_export]
@@ -27,6 +28,7 @@ mod _core {
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         errors::add_builtin_bases(m.py())?;
         hashing::register(m)?;
-        clocks::register(m)
+        clocks::register(m)?;
+        gossip::register(m)
     }
 }

@@ -1,4 +1,4 @@
-"""Real-server test harness: memcached, nutcracker (twemproxy) and chronyd on 127.0.0.1."""
+"""Real-server test harness: memcached, nutcracker (twemproxy), chronyd and serf on 127.0.0.1."""
 
 from ._common import (
     REQUIRE_ENV,
@@ -26,6 +26,15 @@ from .nutcracker import (
     render_config,
     start_nutcracker,
 )
+from .serf import (
+    SerfAgent,
+    SerfError,
+    SerfJoinError,
+    free_gossip_port,
+    parse_members,
+    serf_key,
+    start_serf,
+)
 
 __all__ = [
     "REQUIRE_ENV",
@@ -35,19 +44,26 @@ __all__ = [
     "MemcachedServer",
     "Nutcracker",
     "NutcrackerConfigError",
+    "SerfAgent",
+    "SerfError",
+    "SerfJoinError",
     "check_config",
     "endpoint",
     "flush_all",
+    "free_gossip_port",
     "locate",
     "ntp_answers",
+    "parse_members",
     "pid_exists",
     "port_accepts",
     "render_config",
     "require_binary",
+    "serf_key",
     "service_unavailable",
     "start_chrony",
     "start_memcached",
     "start_memcached_servers",
     "start_nutcracker",
+    "start_serf",
     "stop_all",
 ]

@@ -1,0 +1,10 @@
+"""Gossip membership, speaking HashiCorp memberlist's protocol.
+
+:mod:`distcore.gossip.wire` encodes and decodes memberlist's packets and streams (message
+bodies, compound messages, LZW compression, CRC, labels, AES-GCM with a rotating
+:class:`~distcore.gossip.wire.Keyring`), checked against real serf agents. See ``docs/gossip.md``.
+"""
+
+from distcore.gossip import wire
+
+__all__ = ["wire"]

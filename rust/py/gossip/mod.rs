@@ -1,0 +1,10 @@
+//! Bindings for `distcore.gossip`.
+
+mod wire;
+
+use pyo3::prelude::*;
+
+/// Adds the gossip classes and functions to `_core`.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    wire::register(m)
+}
