@@ -9,6 +9,7 @@ from types import ModuleType
 import pytest
 
 import distcore.clocks
+import distcore.gossip
 import distcore.gossip.wire
 import distcore.hashing
 import distcore.timesync
@@ -17,6 +18,7 @@ MODULES: list[ModuleType] = [
     distcore.hashing,
     distcore.clocks,
     distcore.timesync,
+    distcore.gossip,
     distcore.gossip.wire,
 ]
 

@@ -1,10 +1,12 @@
 //! Bindings for `distcore.gossip`.
 
+mod config;
 mod wire;
 
 use pyo3::prelude::*;
 
 /// Adds the gossip classes and functions to `_core`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<config::PyGossipConfig>()?;
     wire::register(m)
 }

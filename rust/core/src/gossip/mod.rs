@@ -1,11 +1,20 @@
-//! Gossip membership. This part speaks HashiCorp memberlist's wire format: the message bodies
-//! ([`wire`]), the packet and stream layers around them ([`packet`]) and the AES-GCM keyring
-//! ([`keyring`]). Everything here is sans-IO: bytes in, bytes out.
+//! Gossip membership in HashiCorp memberlist's protocol, sans-IO (no sockets, no clock).
+//!
+//! - the wire format: message bodies ([`wire`]), the packet and stream layers around them
+//!   ([`packet`]) and the AES-GCM keyring ([`keyring`]);
+//! - the parts of SWIM + Lifeguard: memberlist's configurations and scaling formulas
+//!   ([`config`]), local health awareness ([`awareness`]), dynamic suspicion timeouts
+//!   ([`suspicion`]) and the transmit-limited broadcast queue ([`queue`]).
 
+pub mod awareness;
+pub mod config;
 pub mod keyring;
 pub mod msgpack;
 pub mod packet;
+pub mod queue;
+pub mod suspicion;
 pub mod wire;
 
+pub use config::Config;
 pub use keyring::Keyring;
 pub use wire::{Message, NodeState, PushNodeState, PushPull};
