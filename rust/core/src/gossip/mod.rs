@@ -13,6 +13,7 @@ pub mod msgpack;
 pub mod packet;
 pub mod queue;
 pub mod suspicion;
+pub mod swim;
 pub mod wire;
 
 pub use config::Config;

@@ -1,0 +1,1083 @@
+//! The SWIM + Lifeguard state machine, sans-IO in the spirit of `foca`: packets, stream states
+//! and the time come in; packets to send, push-pull requests and membership events go out. It
+//! never reads a clock or touches a socket, so the runtime and the simulator drive the same code.
+//!
+//! It follows memberlist's rules: probes round-robin over a shuffled member list, an indirect
+//! probe through `indirect_checks` members (asking for nacks) when an ack is late, suspicion with
+//! incarnation numbers and refutation, dead and left, reaping after `gossip_to_the_dead_time`;
+//! Lifeguard's health score (missed acks and nacks, refutations) stretching the probe interval
+//! and timeout, the dynamic suspicion timeout, and the buddy system (a probe of a suspect carries
+//! the suspicion); broadcasts piggybacked on every packet and gossiped to `gossip_nodes` members
+//! every `gossip_interval`; a push-pull with a random member every scaled `push_pull_interval`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{RngExt, SeedableRng};
+
+use super::awareness::Awareness;
+use super::config::Config;
+use super::queue::BroadcastQueue;
+use super::suspicion::Suspicion;
+use super::wire::{Alive, Dead, IndirectPing, Message, Ping, Suspect};
+use super::{NodeState, PushNodeState, PushPull};
+use crate::error::{Error, Result};
+
+/// A member as this node sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub meta: Vec<u8>,
+    pub incarnation: u32,
+    pub state: NodeState,
+    /// When the state last changed (the caller's clock).
+    pub since: Duration,
+    /// Protocol min, max, current, delegate min, max, current.
+    pub vsn: Vec<u8>,
+}
+
+/// A change in membership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A member joined (or came back after dead/left).
+    Join(Member),
+    /// A member's metadata or address changed.
+    Update(Member),
+    /// A member is suspected of having failed.
+    Suspect(String),
+    /// A suspected member was found alive (it refuted).
+    Alive(Member),
+    /// A member was declared dead.
+    Dead(String),
+    /// A member left gracefully.
+    Leave(String),
+}
+
+/// What the runtime must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send these messages to `to` in one packet (a compound when several).
+    Packet {
+        to: SocketAddr,
+        messages: Vec<Message>,
+    },
+    /// Exchange full state with `to` over a stream: send [`Swim::local_state`], and give the
+    /// reply to [`Swim::merge_remote_state`].
+    PushPull { to: SocketAddr, join: bool },
+    /// Membership changed.
+    Event(Event),
+}
+
+/// memberlist's compound framing costs 2 bytes per message, plus 2 for the header.
+const COMPOUND_OVERHEAD: usize = 2;
+const COMPOUND_HEADER: usize = 2;
+
+#[derive(Debug, Clone)]
+struct Probe {
+    seq_no: u32,
+    target: String,
+    /// When the direct ack is due (then probe indirectly).
+    ack_deadline: Duration,
+    /// When the probe fails (then suspect).
+    deadline: Duration,
+    indirect_sent: bool,
+    expected_nacks: u32,
+    nacks: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Relay {
+    requester: SocketAddr,
+    their_seq_no: u32,
+    nack: bool,
+    deadline: Duration,
+}
+
+/// The state machine of one member.
+pub struct Swim {
+    config: Config,
+    me: String,
+    members: BTreeMap<String, Member>,
+    probe_order: Vec<String>,
+    probe_index: usize,
+    seq_no: u32,
+    awareness: Awareness,
+    suspicions: HashMap<String, Suspicion>,
+    probe: Option<Probe>,
+    relays: HashMap<u32, Relay>,
+    queue: BroadcastQueue,
+    next_probe: Duration,
+    next_gossip: Duration,
+    next_push_pull: Duration,
+    leaving: bool,
+    rng: SmallRng,
+    out: Vec<Output>,
+}
+
+fn ip_bytes(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
+
+fn socket_addr(ip: &[u8], port: u16) -> Option<SocketAddr> {
+    let ip = match ip.len() {
+        4 => IpAddr::from(<[u8; 4]>::try_from(ip).ok()?),
+        16 => IpAddr::from(<[u8; 16]>::try_from(ip).ok()?),
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+impl Swim {
+    /// A member named `name`, reachable at `addr`, alone in its cluster until it joins one.
+    /// `vsn` is what it advertises (protocol and delegate version ranges); `seed` makes every
+    /// random choice reproducible.
+    pub fn new(
+        config: Config,
+        name: &str,
+        addr: SocketAddr,
+        meta: Vec<u8>,
+        vsn: Vec<u8>,
+        seed: u64,
+        now: Duration,
+    ) -> Result<Swim> {
+        if meta.len() > 512 {
+            return Err(Error::InvalidArgument(format!(
+                "node metadata is at most 512 bytes (memberlist's MetaMaxSize), got {}",
+                meta.len()
+            )));
+        }
+        let me = Member {
+            name: name.to_owned(),
+            addr,
+            meta,
+            incarnation: 1,
+            state: NodeState::Alive,
+            since: now,
+            vsn,
+        };
+        let mut swim = Swim {
+            awareness: Awareness::new(config.awareness_max_multiplier),
+            next_probe: now + config.probe_interval,
+            next_gossip: now + config.gossip_interval,
+            next_push_pull: now + config.push_pull_interval,
+            config,
+            me: name.to_owned(),
+            members: BTreeMap::from([(name.to_owned(), me)]),
+            probe_order: Vec::new(),
+            probe_index: 0,
+            seq_no: 0,
+            suspicions: HashMap::new(),
+            probe: None,
+            relays: HashMap::new(),
+            queue: BroadcastQueue::new(),
+            leaving: false,
+            rng: SmallRng::seed_from_u64(seed),
+            out: Vec::new(),
+        };
+        swim.broadcast_alive_self();
+        Ok(swim)
+    }
+
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        &self.me
+    }
+
+    /// Every known member, this node included, by name.
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.values()
+    }
+
+    /// The member named `name`.
+    pub fn member(&self, name: &str) -> Option<&Member> {
+        self.members.get(name)
+    }
+
+    /// Members that are alive or suspect.
+    pub fn live_count(&self) -> usize {
+        self.members
+            .values()
+            .filter(|m| matches!(m.state, NodeState::Alive | NodeState::Suspect))
+            .count()
+    }
+
+    /// Lifeguard's health score of this node.
+    pub fn health_score(&self) -> u32 {
+        self.awareness.score()
+    }
+
+    /// The outputs produced so far, in order.
+    pub fn drain(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Asks to join the cluster through `seeds` (a push-pull with each).
+    pub fn join(&mut self, seeds: &[SocketAddr]) {
+        for &to in seeds {
+            self.out.push(Output::PushPull { to, join: true });
+        }
+    }
+
+    /// Queues application data for piggybacking (memberlist's user broadcasts).
+    pub fn broadcast(&mut self, data: Vec<u8>) {
+        self.queue.push(None, Message::User(data).encode());
+    }
+
+    /// Replaces this node's metadata and tells the cluster (a new incarnation).
+    pub fn update_meta(&mut self, meta: Vec<u8>) -> Result<()> {
+        if meta.len() > 512 {
+            return Err(Error::InvalidArgument(format!(
+                "node metadata is at most 512 bytes, got {}",
+                meta.len()
+            )));
+        }
+        let me = self.members.get_mut(&self.me).expect("self is a member");
+        me.meta = meta;
+        me.incarnation += 1;
+        self.broadcast_alive_self();
+        Ok(())
+    }
+
+    /// Leaves gracefully: tells the cluster this node left (a dead message from itself).
+    pub fn leave(&mut self, now: Duration) {
+        self.leaving = true;
+        let me = self.members.get_mut(&self.me).expect("self is a member");
+        me.state = NodeState::Left;
+        me.since = now;
+        let dead = Dead {
+            incarnation: me.incarnation,
+            node: self.me.clone(),
+            from: self.me.clone(),
+        };
+        self.queue
+            .push(Some(&self.me.clone()), Message::Dead(dead).encode());
+    }
+
+    fn broadcast_alive_self(&mut self) {
+        let me = &self.members[&self.me];
+        let alive = Alive {
+            incarnation: me.incarnation,
+            node: me.name.clone(),
+            addr: ip_bytes(me.addr.ip()),
+            port: me.addr.port(),
+            meta: me.meta.clone(),
+            vsn: me.vsn.clone(),
+        };
+        let name = self.me.clone();
+        self.queue.push(Some(&name), Message::Alive(alive).encode());
+    }
+
+    /// This node's full state for a push-pull.
+    pub fn local_state(&self, join: bool) -> PushPull {
+        PushPull {
+            join,
+            nodes: self
+                .members
+                .values()
+                .map(|m| PushNodeState {
+                    name: m.name.clone(),
+                    addr: ip_bytes(m.addr.ip()),
+                    port: m.addr.port(),
+                    meta: m.meta.clone(),
+                    incarnation: m.incarnation,
+                    state: m.state,
+                    vsn: m.vsn.clone(),
+                })
+                .collect(),
+            user_state: Vec::new(),
+        }
+    }
+
+    /// Merges a remote full state (memberlist's `mergeState`: alive -> alive, left -> dead from
+    /// itself, dead or suspect -> suspect, since a suspicion can still be refuted).
+    pub fn merge_remote_state(&mut self, remote: &PushPull, now: Duration) {
+        for n in &remote.nodes {
+            match n.state {
+                NodeState::Alive => {
+                    let Some(addr) = socket_addr(&n.addr, n.port) else {
+                        continue;
+                    };
+                    self.on_alive(
+                        &Alive {
+                            incarnation: n.incarnation,
+                            node: n.name.clone(),
+                            addr: ip_bytes(addr.ip()),
+                            port: n.port,
+                            meta: n.meta.clone(),
+                            vsn: n.vsn.clone(),
+                        },
+                        now,
+                    );
+                }
+                NodeState::Left => self.on_dead(
+                    &Dead {
+                        incarnation: n.incarnation,
+                        node: n.name.clone(),
+                        from: n.name.clone(),
+                    },
+                    now,
+                ),
+                NodeState::Dead | NodeState::Suspect => self.on_suspect(
+                    &Suspect {
+                        incarnation: n.incarnation,
+                        node: n.name.clone(),
+                        from: self.me.clone(),
+                    },
+                    now,
+                ),
+            }
+        }
+    }
+
+    /// Handles the messages of one packet from `from`.
+    pub fn handle_packet(&mut self, from: SocketAddr, messages: &[Message], now: Duration) {
+        for m in messages {
+            self.handle_message(from, m, now);
+        }
+    }
+
+    fn handle_message(&mut self, from: SocketAddr, m: &Message, now: Duration) {
+        match m {
+            Message::Ping(p) => {
+                if !p.node.is_empty() && p.node != self.me {
+                    return; // meant for a node that was here before us
+                }
+                let to = socket_addr(&p.source_addr, p.source_port).unwrap_or(from);
+                let ack = Message::Ack {
+                    seq_no: p.seq_no,
+                    payload: Vec::new(),
+                };
+                self.send(to, vec![ack]);
+            }
+            Message::IndirectPing(p) => {
+                let Some(target) = socket_addr(&p.target, p.port) else {
+                    return;
+                };
+                self.seq_no = self.seq_no.wrapping_add(1);
+                let seq_no = self.seq_no;
+                let requester = socket_addr(&p.source_addr, p.source_port).unwrap_or(from);
+                self.relays.insert(
+                    seq_no,
+                    Relay {
+                        requester,
+                        their_seq_no: p.seq_no,
+                        nack: p.nack,
+                        deadline: now + self.config.probe_timeout,
+                    },
+                );
+                let ping = Ping {
+                    seq_no,
+                    node: p.node.clone(),
+                    ..Ping::default()
+                };
+                self.send(target, vec![Message::Ping(ping)]);
+            }
+            Message::Ack { seq_no, .. } => {
+                if let Some(relay) = self.relays.remove(seq_no) {
+                    let ack = Message::Ack {
+                        seq_no: relay.their_seq_no,
+                        payload: Vec::new(),
+                    };
+                    self.send(relay.requester, vec![ack]);
+                } else if self.probe.as_ref().is_some_and(|p| p.seq_no == *seq_no) {
+                    self.probe = None;
+                    self.awareness.apply(-1);
+                }
+            }
+            Message::Nack { seq_no } => {
+                if let Some(p) = self.probe.as_mut().filter(|p| p.seq_no == *seq_no) {
+                    p.nacks += 1;
+                }
+            }
+            Message::Alive(a) => self.on_alive(a, now),
+            Message::Suspect(s) => self.on_suspect(s, now),
+            Message::Dead(d) => self.on_dead(d, now),
+            Message::User(_) | Message::Err(_) => {}
+        }
+    }
+
+    fn set_state(&mut self, name: &str, state: NodeState, incarnation: u32, now: Duration) {
+        if let Some(m) = self.members.get_mut(name) {
+            m.state = state;
+            m.incarnation = incarnation;
+            m.since = now;
+        }
+    }
+
+    fn refute(&mut self, incarnation: u32) {
+        // Another member thinks we are suspect or dead: outbid it.
+        self.awareness.apply(1);
+        let me = self.members.get_mut(&self.me).expect("self is a member");
+        me.incarnation = me.incarnation.max(incarnation) + 1;
+        self.broadcast_alive_self();
+    }
+
+    fn on_alive(&mut self, a: &Alive, now: Duration) {
+        if a.node == self.me {
+            let me = &self.members[&self.me];
+            if self.leaving || a.incarnation < me.incarnation {
+                return;
+            }
+            if a.incarnation > me.incarnation || a.meta != me.meta {
+                self.refute(a.incarnation);
+            }
+            return;
+        }
+        let Some(addr) = socket_addr(&a.addr, a.port) else {
+            return;
+        };
+        match self.members.get(&a.node).cloned() {
+            None => {
+                let m = Member {
+                    name: a.node.clone(),
+                    addr,
+                    meta: a.meta.clone(),
+                    incarnation: a.incarnation,
+                    state: NodeState::Alive,
+                    since: now,
+                    vsn: a.vsn.clone(),
+                };
+                self.members.insert(a.node.clone(), m.clone());
+                // A new member goes to a random place in the probe order.
+                let at = self.rng.random_range(0..=self.probe_order.len());
+                self.probe_order.insert(at, a.node.clone());
+                self.queue
+                    .push(Some(&a.node), Message::Alive(a.clone()).encode());
+                self.out.push(Output::Event(Event::Join(m)));
+            }
+            Some(old) => {
+                if a.incarnation <= old.incarnation {
+                    return;
+                }
+                self.suspicions.remove(&a.node);
+                let m = self.members.get_mut(&a.node).expect("known member");
+                m.incarnation = a.incarnation;
+                m.addr = addr;
+                m.vsn.clone_from(&a.vsn);
+                let meta_changed = m.meta != a.meta;
+                m.meta.clone_from(&a.meta);
+                if m.state != NodeState::Alive {
+                    m.state = NodeState::Alive;
+                    m.since = now;
+                }
+                let m = m.clone();
+                self.queue
+                    .push(Some(&a.node), Message::Alive(a.clone()).encode());
+                let event = match old.state {
+                    NodeState::Dead | NodeState::Left => Event::Join(m),
+                    NodeState::Suspect => Event::Alive(m),
+                    NodeState::Alive if meta_changed || old.addr != addr => Event::Update(m),
+                    NodeState::Alive => return,
+                };
+                self.out.push(Output::Event(event));
+            }
+        }
+    }
+
+    fn on_suspect(&mut self, s: &Suspect, now: Duration) {
+        let Some(old) = self.members.get(&s.node).cloned() else {
+            return;
+        };
+        if s.incarnation < old.incarnation {
+            return;
+        }
+        if s.node == self.me {
+            if !self.leaving {
+                self.refute(s.incarnation);
+            }
+            return;
+        }
+        if let Some(sus) = self.suspicions.get_mut(&s.node) {
+            if sus.confirm(&s.from) {
+                self.queue
+                    .push(Some(&s.node), Message::Suspect(s.clone()).encode());
+            }
+            return;
+        }
+        if old.state != NodeState::Alive {
+            return;
+        }
+        self.set_state(&s.node, NodeState::Suspect, s.incarnation, now);
+        self.queue
+            .push(Some(&s.node), Message::Suspect(s.clone()).encode());
+        let n = self.live_count();
+        let (min, max) = self.config.suspicion_timeouts(n);
+        let k = self.config.suspicion_confirmations(n);
+        self.suspicions
+            .insert(s.node.clone(), Suspicion::new(&s.from, k, min, max, now));
+        self.out.push(Output::Event(Event::Suspect(s.node.clone())));
+    }
+
+    fn on_dead(&mut self, d: &Dead, now: Duration) {
+        let Some(old) = self.members.get(&d.node).cloned() else {
+            return;
+        };
+        if d.incarnation < old.incarnation || matches!(old.state, NodeState::Dead | NodeState::Left)
+        {
+            return;
+        }
+        if d.node == self.me {
+            if !self.leaving {
+                self.refute(d.incarnation);
+            }
+            return;
+        }
+        self.suspicions.remove(&d.node);
+        let left = d.node == d.from;
+        let state = if left {
+            NodeState::Left
+        } else {
+            NodeState::Dead
+        };
+        self.set_state(&d.node, state, d.incarnation, now);
+        self.queue
+            .push(Some(&d.node), Message::Dead(d.clone()).encode());
+        let event = if left {
+            Event::Leave(d.node.clone())
+        } else {
+            Event::Dead(d.node.clone())
+        };
+        self.out.push(Output::Event(event));
+    }
+
+    /// Sends `messages` to `to`, piggybacking queued broadcasts that fit.
+    fn send(&mut self, to: SocketAddr, mut messages: Vec<Message>) {
+        let used: usize = messages
+            .iter()
+            .map(|m| m.encode().len() + COMPOUND_OVERHEAD)
+            .sum();
+        let room = self
+            .config
+            .udp_buffer_size
+            .saturating_sub(used + COMPOUND_HEADER);
+        let n = self.live_count();
+        for raw in self
+            .queue
+            .take(COMPOUND_OVERHEAD, room, n, self.config.retransmit_mult)
+        {
+            if let Ok(m) = Message::decode(&raw) {
+                messages.push(m);
+            }
+        }
+        self.out.push(Output::Packet { to, messages });
+    }
+
+    /// The next time [`Swim::tick`] has work to do.
+    pub fn next_deadline(&self) -> Duration {
+        let mut t = self
+            .next_probe
+            .min(self.next_gossip)
+            .min(self.next_push_pull);
+        if let Some(p) = &self.probe {
+            t = t.min(if p.indirect_sent {
+                p.deadline
+            } else {
+                p.ack_deadline
+            });
+        }
+        for s in self.suspicions.values() {
+            t = t.min(s.deadline());
+        }
+        for r in self.relays.values() {
+            t = t.min(r.deadline);
+        }
+        t
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn tick(&mut self, now: Duration) {
+        self.expire_relays(now);
+        self.advance_probe(now);
+        self.expire_suspicions(now);
+        if now >= self.next_probe {
+            self.next_probe = now + self.awareness.scale(self.config.probe_interval);
+            self.start_probe(now);
+        }
+        if now >= self.next_gossip {
+            self.next_gossip = now + self.config.gossip_interval;
+            self.gossip(now);
+        }
+        if now >= self.next_push_pull {
+            let n = self.live_count();
+            self.next_push_pull = now + self.config.push_pull_interval_for(n);
+            let peers = self.peers(|m| m.state == NodeState::Alive);
+            if let Some(to) = peers.choose(&mut self.rng).map(|m| m.addr) {
+                self.out.push(Output::PushPull { to, join: false });
+            }
+        }
+        self.reap(now);
+    }
+
+    fn peers(&self, keep: impl Fn(&Member) -> bool) -> Vec<Member> {
+        self.members
+            .values()
+            .filter(|m| m.name != self.me && keep(m))
+            .cloned()
+            .collect()
+    }
+
+    fn start_probe(&mut self, now: Duration) {
+        if self.probe.is_some() || self.leaving {
+            return;
+        }
+        // Round-robin over a shuffled order; reshuffle after each full pass (SWIM's bound on
+        // time to first detection).
+        let mut tries = self.probe_order.len();
+        let target = loop {
+            if tries == 0 {
+                return;
+            }
+            tries -= 1;
+            if self.probe_index >= self.probe_order.len() {
+                self.probe_index = 0;
+                self.probe_order.retain(|n| self.members.contains_key(n));
+                self.probe_order.shuffle(&mut self.rng);
+                if self.probe_order.is_empty() {
+                    return;
+                }
+            }
+            let name = self.probe_order[self.probe_index].clone();
+            self.probe_index += 1;
+            if self
+                .members
+                .get(&name)
+                .is_some_and(|m| matches!(m.state, NodeState::Alive | NodeState::Suspect))
+            {
+                break self.members[&name].clone();
+            }
+        };
+        self.seq_no = self.seq_no.wrapping_add(1);
+        let ping = Message::Ping(Ping {
+            seq_no: self.seq_no,
+            node: target.name.clone(),
+            ..Ping::default()
+        });
+        let mut messages = vec![ping];
+        if target.state == NodeState::Suspect {
+            // Lifeguard's buddy system: tell the suspect at once, so it can refute.
+            messages.push(Message::Suspect(Suspect {
+                incarnation: target.incarnation,
+                node: target.name.clone(),
+                from: self.me.clone(),
+            }));
+        }
+        let timeout = self.awareness.scale(self.config.probe_timeout);
+        let interval = self.awareness.scale(self.config.probe_interval);
+        self.probe = Some(Probe {
+            seq_no: self.seq_no,
+            target: target.name.clone(),
+            ack_deadline: now + timeout,
+            deadline: now + interval,
+            indirect_sent: false,
+            expected_nacks: 0,
+            nacks: 0,
+        });
+        self.send(target.addr, messages);
+    }
+
+    fn advance_probe(&mut self, now: Duration) {
+        let Some(p) = self.probe.clone() else {
+            return;
+        };
+        if !p.indirect_sent && now >= p.ack_deadline {
+            let Some(target) = self.members.get(&p.target).cloned() else {
+                self.probe = None;
+                return;
+            };
+            let mut helpers = self.peers(|m| m.state == NodeState::Alive && m.name != p.target);
+            helpers.shuffle(&mut self.rng);
+            helpers.truncate(self.config.indirect_checks);
+            let me = self.members[&self.me].clone();
+            for h in &helpers {
+                let req = IndirectPing {
+                    seq_no: p.seq_no,
+                    target: ip_bytes(target.addr.ip()),
+                    port: target.addr.port(),
+                    node: target.name.clone(),
+                    nack: true,
+                    source_addr: ip_bytes(me.addr.ip()),
+                    source_port: me.addr.port(),
+                    source_node: me.name.clone(),
+                };
+                self.send(h.addr, vec![Message::IndirectPing(req)]);
+            }
+            if let Some(probe) = self.probe.as_mut() {
+                probe.indirect_sent = true;
+                probe.expected_nacks = helpers.len() as u32;
+            }
+        }
+        if now >= p.deadline {
+            self.probe = None;
+            // Lifeguard: a failed probe, and each missing nack, count against our own health.
+            let missing = p.expected_nacks.saturating_sub(p.nacks);
+            self.awareness.apply(1 + missing as i32);
+            if let Some(target) = self.members.get(&p.target).cloned() {
+                let me = self.me.clone();
+                self.on_suspect(
+                    &Suspect {
+                        incarnation: target.incarnation,
+                        node: target.name,
+                        from: me,
+                    },
+                    now,
+                );
+            }
+        }
+    }
+
+    fn expire_relays(&mut self, now: Duration) {
+        let due: Vec<u32> = self
+            .relays
+            .iter()
+            .filter(|(_, r)| now >= r.deadline)
+            .map(|(s, _)| *s)
+            .collect();
+        for s in due {
+            let r = self.relays.remove(&s).expect("due relay");
+            if r.nack {
+                self.send(
+                    r.requester,
+                    vec![Message::Nack {
+                        seq_no: r.their_seq_no,
+                    }],
+                );
+            }
+        }
+    }
+
+    fn expire_suspicions(&mut self, now: Duration) {
+        let due: Vec<String> = self
+            .suspicions
+            .iter()
+            .filter(|(_, s)| now >= s.deadline())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in due {
+            self.suspicions.remove(&name);
+            if let Some(m) = self.members.get(&name).cloned() {
+                if m.state == NodeState::Suspect {
+                    let me = self.me.clone();
+                    self.on_dead(
+                        &Dead {
+                            incarnation: m.incarnation,
+                            node: name,
+                            from: me,
+                        },
+                        now,
+                    );
+                }
+            }
+        }
+    }
+
+    fn gossip(&mut self, now: Duration) {
+        let dead_time = self.config.gossip_to_the_dead_time;
+        let mut targets = self.peers(|m| match m.state {
+            NodeState::Alive | NodeState::Suspect => true,
+            NodeState::Dead | NodeState::Left => now.saturating_sub(m.since) < dead_time,
+        });
+        targets.shuffle(&mut self.rng);
+        targets.truncate(self.config.gossip_nodes);
+        let n = self.live_count();
+        for t in targets {
+            let msgs: Vec<Message> = self
+                .queue
+                .take(
+                    COMPOUND_OVERHEAD,
+                    self.config.udp_buffer_size - COMPOUND_HEADER,
+                    n,
+                    self.config.retransmit_mult,
+                )
+                .iter()
+                .filter_map(|raw| Message::decode(raw).ok())
+                .collect();
+            if msgs.is_empty() {
+                return;
+            }
+            self.out.push(Output::Packet {
+                to: t.addr,
+                messages: msgs,
+            });
+        }
+    }
+
+    fn reap(&mut self, now: Duration) {
+        let dead_time = self.config.gossip_to_the_dead_time;
+        let me = self.me.clone();
+        self.members.retain(|name, m| {
+            *name == me
+                || matches!(m.state, NodeState::Alive | NodeState::Suspect)
+                || now.saturating_sub(m.since) < dead_time
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STEP: Duration = Duration::from_millis(10);
+
+    /// A lossless network with one step of latency, over which whole clusters run in simulated time.
+    struct Net {
+        nodes: Vec<Swim>,
+        /// Nodes that neither send nor receive (crashed or paused).
+        down: Vec<bool>,
+        in_flight: Vec<(usize, SocketAddr, Vec<Message>)>,
+        now: Duration,
+        events: Vec<(usize, Event)>,
+    }
+
+    fn addr(i: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16))
+    }
+
+    impl Net {
+        fn new(n: usize, config: &Config) -> Net {
+            let nodes = (0..n)
+                .map(|i| {
+                    Swim::new(
+                        config.clone(),
+                        &format!("n{i}"),
+                        addr(i),
+                        Vec::new(),
+                        vec![1, 5, 2, 2, 5, 4],
+                        i as u64,
+                        Duration::ZERO,
+                    )
+                    .unwrap()
+                })
+                .collect();
+            Net {
+                nodes,
+                down: vec![false; n],
+                in_flight: Vec::new(),
+                now: Duration::ZERO,
+                events: Vec::new(),
+            }
+        }
+
+        fn index(a: SocketAddr) -> usize {
+            usize::from(a.port() - 7000)
+        }
+
+        fn collect(&mut self, i: usize) {
+            for o in self.nodes[i].drain() {
+                if self.down[i] {
+                    continue;
+                }
+                match o {
+                    Output::Packet { to, messages } => self.in_flight.push((i, to, messages)),
+                    Output::PushPull { to, join } => {
+                        let j = Net::index(to);
+                        if self.down[j] {
+                            continue;
+                        }
+                        let mine = self.nodes[i].local_state(join);
+                        let theirs = self.nodes[j].local_state(false);
+                        let now = self.now;
+                        self.nodes[j].merge_remote_state(&mine, now);
+                        self.nodes[i].merge_remote_state(&theirs, now);
+                    }
+                    Output::Event(e) => self.events.push((i, e)),
+                }
+            }
+        }
+
+        fn step(&mut self) {
+            self.now += STEP;
+            let packets = std::mem::take(&mut self.in_flight);
+            for (from, to, messages) in packets {
+                let j = Net::index(to);
+                if !self.down[j] {
+                    let now = self.now;
+                    self.nodes[j].handle_packet(addr(from), &messages, now);
+                }
+            }
+            for i in 0..self.nodes.len() {
+                if !self.down[i] {
+                    let now = self.now;
+                    self.nodes[i].tick(now);
+                }
+            }
+            for i in 0..self.nodes.len() {
+                self.collect(i);
+            }
+        }
+
+        fn run_for(&mut self, d: Duration) {
+            let end = self.now + d;
+            while self.now < end {
+                self.step();
+            }
+        }
+
+        /// Runs until `f` holds or `limit` passes; the time it took.
+        fn run_until(&mut self, limit: Duration, f: impl Fn(&Net) -> bool) -> Option<Duration> {
+            let start = self.now;
+            while self.now.saturating_sub(start) < limit {
+                if f(self) {
+                    return Some(self.now.saturating_sub(start));
+                }
+                self.step();
+            }
+            None
+        }
+
+        fn state_at(&self, viewer: usize, of: usize) -> Option<NodeState> {
+            self.nodes[viewer]
+                .member(&format!("n{of}"))
+                .map(|m| m.state)
+        }
+
+        fn joined(n: usize, config: &Config) -> Net {
+            let mut net = Net::new(n, config);
+            for i in 1..n {
+                net.nodes[i].join(&[addr(0)]);
+                net.collect(i);
+            }
+            let took = net.run_until(Duration::from_secs(10), |net| {
+                (0..n).all(|i| net.nodes[i].live_count() == n)
+            });
+            assert!(took.is_some(), "the cluster did not converge");
+            net
+        }
+    }
+
+    #[test]
+    fn a_cluster_converges_through_one_seed() {
+        let net = Net::joined(8, &Config::local());
+        for i in 0..8 {
+            assert!((0..8).all(|j| net.state_at(i, j) == Some(NodeState::Alive)));
+        }
+        assert!(net
+            .events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::Join(m) if m.name == "n7")));
+    }
+
+    #[test]
+    fn a_crashed_member_is_declared_dead_by_all() {
+        let config = Config::local();
+        let mut net = Net::joined(6, &config);
+        net.down[5] = true;
+        let took = net
+            .run_until(Duration::from_secs(60), |net| {
+                (0..5).all(|i| net.state_at(i, 5) == Some(NodeState::Dead))
+            })
+            .expect("everyone marks n5 dead");
+        // At least a probe timeout plus the minimum suspicion, at most a few probe periods plus
+        // the longest suspicion.
+        let (min, max) = config.suspicion_timeouts(6);
+        assert!(took >= min, "{took:?} < {min:?}");
+        assert!(took <= max + 10 * config.probe_interval, "{took:?}");
+        assert!((0..5).all(|i| net.state_at(i, i) == Some(NodeState::Alive)));
+        assert!(net
+            .events
+            .iter()
+            .any(|(_, e)| *e == Event::Suspect("n5".into())));
+    }
+
+    #[test]
+    fn a_paused_member_refutes_and_comes_back_with_a_higher_incarnation() {
+        let config = Config::local();
+        let mut net = Net::joined(5, &config);
+        let before = net.nodes[0].member("n4").unwrap().incarnation;
+        net.down[4] = true;
+        // Paused past its suspicion timeout: declared dead, but not yet reaped.
+        net.run_until(Duration::from_secs(30), |net| {
+            (0..4).any(|i| net.state_at(i, 4) == Some(NodeState::Dead))
+        })
+        .expect("n4 is declared dead");
+        net.down[4] = false;
+        net.run_until(Duration::from_secs(30), |net| {
+            (0..4).all(|i| net.state_at(i, 4) == Some(NodeState::Alive))
+        })
+        .expect("n4 is alive again everywhere");
+        let after = net.nodes[0].member("n4").unwrap().incarnation;
+        assert!(after > before, "{after} <= {before}");
+        assert_eq!(
+            net.nodes[4].member("n4").unwrap().incarnation,
+            after,
+            "n4 refuted itself"
+        );
+        assert!(net
+            .events
+            .iter()
+            .any(|(i, e)| *i < 4 && matches!(e, Event::Join(m) if m.name == "n4")));
+    }
+
+    #[test]
+    fn a_graceful_leave_is_left_not_dead() {
+        let config = Config::local();
+        let mut net = Net::joined(5, &config);
+        let now = net.now;
+        net.nodes[2].leave(now);
+        // Gossip carries it to most members at once; a member it missed (each broadcast is sent
+        // only retransmit_limit times) learns it at its next push-pull at the latest.
+        let bound = config.push_pull_interval + Duration::from_secs(1);
+        net.run_until(bound, |net| {
+            [0, 1, 3, 4]
+                .iter()
+                .all(|&i| net.state_at(i, 2) == Some(NodeState::Left))
+        })
+        .expect("everyone sees n2 leave");
+        assert!(net
+            .events
+            .iter()
+            .any(|(_, e)| *e == Event::Leave("n2".into())));
+        assert!(!net
+            .events
+            .iter()
+            .any(|(_, e)| *e == Event::Dead("n2".into())));
+        // Reaped after gossip_to_the_dead_time.
+        net.run_for(Config::local().gossip_to_the_dead_time + Duration::from_secs(1));
+        assert_eq!(net.state_at(0, 2), None);
+    }
+
+    #[test]
+    fn probing_a_suspect_carries_the_suspicion_and_runs_are_reproducible() {
+        let mut a = Net::joined(4, &Config::local());
+        let mut b = Net::joined(4, &Config::local());
+        a.down[3] = true;
+        b.down[3] = true;
+        a.run_for(Duration::from_secs(8));
+        b.run_for(Duration::from_secs(8));
+        assert_eq!(a.events, b.events, "same seeds, same run");
+        // A probe of the suspect carries a suspect message (Lifeguard's buddy system).
+        let mut net = Net::joined(3, &Config::local());
+        let now = net.now;
+        let susp = Suspect {
+            incarnation: net.nodes[0].member("n2").unwrap().incarnation,
+            node: "n2".into(),
+            from: "n1".into(),
+        };
+        net.nodes[0].handle_packet(addr(1), &[Message::Suspect(susp)], now);
+        let mut saw_buddy = false;
+        for _ in 0..500 {
+            net.now += STEP;
+            let now = net.now;
+            net.nodes[0].tick(now);
+            for o in net.nodes[0].drain() {
+                if let Output::Packet { to, messages } = o {
+                    if to == addr(2) && matches!(messages.first(), Some(Message::Ping(_))) {
+                        saw_buddy |= messages
+                            .iter()
+                            .any(|m| matches!(m, Message::Suspect(s) if s.node == "n2"));
+                    }
+                }
+            }
+            if saw_buddy {
+                break;
+            }
+        }
+        assert!(saw_buddy);
+    }
+}
