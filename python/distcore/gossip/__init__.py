@@ -4,12 +4,15 @@
   bodies, compound messages, LZW compression, CRC, labels, AES-GCM with a rotating
   :class:`~distcore.gossip.wire.Keyring`), checked against real serf agents;
 - :class:`GossipConfig` holds memberlist's configurations (``lan()``, ``wan()``, ``local()``)
-  and its scaling formulas.
+  and its scaling formulas;
+- :class:`Node` is a member on asyncio (``await Node.start(name, seeds=[...])``): SWIM with
+  Lifeguard from the Rust state machine :class:`SwimStateMachine`, which it drives.
 
 See ``docs/gossip.md``.
 """
 
-from distcore._core import GossipConfig
+from distcore._core import GossipConfig, SwimStateMachine
 from distcore.gossip import wire
+from distcore.gossip._node import Member, MemberEvent, Node
 
-__all__ = ["GossipConfig", "wire"]
+__all__ = ["GossipConfig", "Member", "MemberEvent", "Node", "SwimStateMachine", "wire"]

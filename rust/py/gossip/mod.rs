@@ -1,6 +1,7 @@
 //! Bindings for `distcore.gossip`.
 
 mod config;
+mod swim;
 mod wire;
 
 use pyo3::prelude::*;
@@ -8,5 +9,6 @@ use pyo3::prelude::*;
 /// Adds the gossip classes and functions to `_core`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<config::PyGossipConfig>()?;
+    m.add_class::<swim::PySwim>()?;
     wire::register(m)
 }

@@ -38,6 +38,11 @@ pub struct PyKeyring {
 }
 
 impl PyKeyring {
+    /// The keys as they are now.
+    pub fn snapshot(&self) -> Keyring {
+        self.ring.read().clone()
+    }
+
     fn get(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Keyring> {
         match obj {
             None => Ok(Keyring::default()),

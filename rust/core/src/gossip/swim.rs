@@ -70,6 +70,8 @@ pub enum Output {
     PushPull { to: SocketAddr, join: bool },
     /// Membership changed.
     Event(Event),
+    /// Application data another member broadcast.
+    User(Vec<u8>),
 }
 
 /// memberlist's compound framing costs 2 bytes per message, plus 2 for the header.
@@ -399,7 +401,8 @@ impl Swim {
             Message::Alive(a) => self.on_alive(a, now),
             Message::Suspect(s) => self.on_suspect(s, now),
             Message::Dead(d) => self.on_dead(d, now),
-            Message::User(_) | Message::Err(_) => {}
+            Message::User(data) => self.out.push(Output::User(data.clone())),
+            Message::Err(_) => {}
         }
     }
 
@@ -833,6 +836,7 @@ mod tests {
         in_flight: Vec<(usize, SocketAddr, Vec<Message>)>,
         now: Duration,
         events: Vec<(usize, Event)>,
+        user: Vec<(usize, Vec<u8>)>,
     }
 
     fn addr(i: usize) -> SocketAddr {
@@ -861,6 +865,7 @@ mod tests {
                 in_flight: Vec::new(),
                 now: Duration::ZERO,
                 events: Vec::new(),
+                user: Vec::new(),
             }
         }
 
@@ -887,6 +892,7 @@ mod tests {
                         self.nodes[i].merge_remote_state(&theirs, now);
                     }
                     Output::Event(e) => self.events.push((i, e)),
+                    Output::User(data) => self.user.push((i, data)),
                 }
             }
         }
@@ -1012,6 +1018,19 @@ mod tests {
             .events
             .iter()
             .any(|(i, e)| *i < 4 && matches!(e, Event::Join(m) if m.name == "n4")));
+    }
+
+    #[test]
+    fn user_broadcasts_are_sent_retransmit_limit_times_by_their_sender() {
+        // As memberlist: the sender piggybacks and gossips it retransmit_limit(n) times; members
+        // do not relay it (serf relays its own events). Four LAN members: 4 sends, 3 peers.
+        let mut net = Net::joined(4, &Config::lan());
+        net.nodes[3].broadcast(b"hello".to_vec());
+        net.run_for(Duration::from_secs(5));
+        let got: Vec<usize> = net.user.iter().map(|(i, _)| *i).collect();
+        assert_eq!(got.len(), Config::lan().retransmit_limit(4));
+        assert!(got.iter().all(|&i| i != 3));
+        assert!(net.user.iter().all(|(_, d)| d == b"hello"));
     }
 
     #[test]
