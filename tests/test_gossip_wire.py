@@ -16,7 +16,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from distcore.exceptions import DecodeError
-from distcore.gossip.wire import Keyring, decode_packet, decode_stream, encode_packet, encode_stream
+from distcore.gossip.wire import (
+    Keyring,
+    decode_packet,
+    decode_serf_tags,
+    decode_stream,
+    encode_packet,
+    encode_serf_tags,
+    encode_stream,
+)
 
 from services import SerfAgent, SerfJoinError
 
@@ -328,3 +336,14 @@ def test_serf_refuses_a_peer_with_the_wrong_key(
     # The peer's stream thread saw serf's bytes and refused them: record, then clear for close().
     assert any(isinstance(e, DecodeError) for e in peer.errors)
     peer.errors.clear()
+
+
+def test_serf_tags() -> None:
+    meta = encode_serf_tags({"role": "web", "dc": "eu"})
+    assert meta[:1] == b"\xff"
+    assert decode_serf_tags(meta) == {"dc": "eu", "role": "web"}
+    assert decode_serf_tags(b"db") == {"role": "db"}  # serf's bare-role metadata
+    with pytest.raises(DecodeError, match="serf tags"):
+        decode_serf_tags(b"\xff\x01")
+    with pytest.raises(ValueError, match="at most 512"):
+        encode_serf_tags({"k": "v" * 600})

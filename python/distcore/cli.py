@@ -6,14 +6,13 @@ Run ``distcore --help``, or ``distcore COMMAND --help`` for each command.
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -25,40 +24,9 @@ from rich.table import Table
 
 from distcore import __version__, hashing
 from distcore import _ringtools as rt
-from distcore.exceptions import DistcoreError
+from distcore._cliutil import CliError, user_errors
+from distcore.gossip._cli import gossip_group
 from distcore.timesync._cli import time_group
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-#: Exit status for bad input (a bad config, an unknown pool or server), as click's usage errors.
-EXIT_BAD_INPUT = 2
-
-
-class CliError(click.ClickException):
-    """A one-line error for the user; exits with status 2 and no traceback."""
-
-    exit_code = EXIT_BAD_INPUT
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", file=file or sys.stderr)
-
-
-def _one_line(e: BaseException) -> str:
-    msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-    return " ".join(str(msg).split())
-
-
-def _user_errors(f: F) -> F:
-    """Turns the errors bad input causes into a one-line message and exit status 2."""
-
-    @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return f(*args, **kwargs)
-        except (DistcoreError, ValueError, KeyError, TypeError, OSError) as e:
-            raise CliError(_one_line(e)) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _console() -> Console:
@@ -135,7 +103,7 @@ DEMO_ALGORITHMS = ("maglev", "jump", "rendezvous", "anchor")
     show_default=True,
     help="How many keys to route when measuring what adding a server moves.",
 )
-@_user_errors
+@user_errors
 def demo(n_keys: int) -> None:
     """A tour of distcore: what it does, on made-up data, in a few seconds.
 
@@ -431,7 +399,7 @@ def _describe(ring: Any, source: str) -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write a PNG of the shares per server (before and after a change).",
 )
-@_user_errors
+@user_errors
 def ring(
     more_servers: tuple[str, ...],
     twemproxy: Path | None,
@@ -681,6 +649,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 main.add_command(time_group)
+main.add_command(gossip_group)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
   user message, fallback ping), incremental: ``decode_stream`` returns ``None`` until the bytes
   read so far hold a whole message.
 - :class:`Keyring`: AES-128/192/256-GCM keys, primary first, for online rotation.
+- :func:`encode_serf_tags` / :func:`decode_serf_tags`: serf's reading of node metadata.
 
 Messages are dicts with a ``"type"`` (``ping``, ``indirect_ping``, ``ack``, ``nack``,
 ``suspect``, ``alive``, ``dead``, ``user``, ``err``, ``push_pull``) and memberlist's fields in
@@ -25,9 +26,19 @@ snake case; IP addresses are text.
 from distcore._core import (
     Keyring,
     decode_packet,
+    decode_serf_tags,
     decode_stream,
     encode_packet,
+    encode_serf_tags,
     encode_stream,
 )
 
-__all__ = ["Keyring", "decode_packet", "decode_stream", "encode_packet", "encode_stream"]
+__all__ = [
+    "Keyring",
+    "decode_packet",
+    "decode_serf_tags",
+    "decode_stream",
+    "encode_packet",
+    "encode_serf_tags",
+    "encode_stream",
+]

@@ -4,47 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from distcore.exceptions import DistcoreError, TimeSyncError
+from distcore._cliutil import user_errors
+from distcore.exceptions import TimeSyncError
 
 from ._berkeley import FollowerService, MasterService, RoundResult, VirtualClock
 from ._marzullo import Estimate, combine
 from ._sntp import NTPSample, SNTPClient, parse_server, server_key
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_BAD_INPUT = 2
 EXIT_NO_TIME = 1
-
-
-class _BadInput(click.ClickException):
-    """A one-line error for the user; exit status 2, no traceback."""
-
-    exit_code = EXIT_BAD_INPUT
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", file=file or sys.stderr)
-
-
-def _user_errors(f: F) -> F:
-    @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return f(*args, **kwargs)
-        except (DistcoreError, ValueError, TypeError, OSError) as e:
-            raise _BadInput(" ".join(str(e).split())) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _addresses(values: tuple[str, ...], *, any_port: bool = False) -> list[str]:
@@ -88,7 +64,7 @@ def time_group() -> None:
 )
 @click.option("--local", is_flag=True, help="Your own servers: poll without the 15 s minimum.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-@_user_errors
+@user_errors
 def query(
     servers: tuple[str, ...], samples: int, timeout: float, local: bool, as_json: bool
 ) -> None:
@@ -259,7 +235,7 @@ def _print_results(
     show_default=True,
     help="Start the virtual clock this many seconds off the system clock (demos, tests).",
 )
-@_user_errors
+@user_errors
 def serve(
     role: str,
     bind: str,

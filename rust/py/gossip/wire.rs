@@ -469,8 +469,49 @@ fn encode_stream<'py>(
     Ok(PyBytes::new(py, &bytes))
 }
 
+/// serf's node metadata for ``tags`` (``{str: str}``): ``0xff``, then a msgpack map.
+///
+/// Examples
+/// --------
+/// >>> from distcore.gossip.wire import encode_serf_tags, decode_serf_tags
+/// >>> encode_serf_tags({"role": "web"})
+/// b'\xff\x81\xa4role\xa3web'
+/// >>> decode_serf_tags(encode_serf_tags({"role": "web", "dc": "a"}))
+/// {'dc': 'a', 'role': 'web'}
+#[pyfunction]
+#[allow(clippy::needless_pass_by_value)] // PyO3 extracts arguments by value
+fn encode_serf_tags(
+    py: Python<'_>,
+    tags: std::collections::BTreeMap<String, String>,
+) -> PyResult<Bound<'_, PyBytes>> {
+    let out = distcore_core::gossip::msgpack::encode_serf_tags(&tags);
+    if out.len() > 512 {
+        return Err(PyValueError::new_err(format!(
+            "tags take {} bytes encoded; node metadata is at most 512",
+            out.len()
+        )));
+    }
+    Ok(PyBytes::new(py, &out))
+}
+
+/// The tags in serf's node metadata; metadata without serf's ``0xff`` prefix is a bare role
+/// (``{"role": text}``), as serf reads it.
+///
+/// Raises
+/// ------
+/// DecodeError
+///     If the msgpack map is malformed.
+#[pyfunction]
+fn decode_serf_tags(
+    meta: &[u8],
+) -> Result<std::collections::BTreeMap<String, String>, PyDistError> {
+    Ok(distcore_core::gossip::msgpack::decode_serf_tags(meta)?)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyKeyring>()?;
+    m.add_function(wrap_pyfunction!(encode_serf_tags, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_serf_tags, m)?)?;
     m.add_function(wrap_pyfunction!(decode_packet, m)?)?;
     m.add_function(wrap_pyfunction!(encode_packet, m)?)?;
     m.add_function(wrap_pyfunction!(decode_stream, m)?)?;

@@ -158,3 +158,58 @@ impl<'a> Fields<'a> {
         }
     }
 }
+
+/// serf's node metadata for `tags`: `0xff`, then a msgpack map of strings.
+pub fn encode_serf_tags(tags: &std::collections::BTreeMap<String, String>) -> Vec<u8> {
+    let mut out = vec![0xff];
+    io_never_fails(rmp::encode::write_map_len(&mut out, tags.len() as u32));
+    for (k, v) in tags {
+        io_never_fails(rmp::encode::write_str(&mut out, k));
+        io_never_fails(rmp::encode::write_str(&mut out, v));
+    }
+    out
+}
+
+/// The tags in serf's node metadata; without serf's `0xff` prefix the metadata is a bare role
+/// (`{"role": text}`), as serf reads it.
+pub fn decode_serf_tags(meta: &[u8]) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut tags = std::collections::BTreeMap::new();
+    let Some((&0xff, mut rest)) = meta.split_first() else {
+        tags.insert(
+            "role".to_owned(),
+            String::from_utf8_lossy(meta).into_owned(),
+        );
+        return Ok(tags);
+    };
+    let value = read_value(&mut rest, "serf tags")?;
+    let Value::Map(pairs) = value else {
+        return Err(decode_error("serf tags", "not a map"));
+    };
+    for (k, v) in pairs {
+        match (k.as_str(), v.as_str()) {
+            (Some(k), Some(v)) => {
+                tags.insert(k.to_owned(), v.to_owned());
+            }
+            _ => return Err(decode_error("serf tags", "keys and values must be strings")),
+        }
+    }
+    Ok(tags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serf_tags_round_trip_and_bare_roles() {
+        let tags = std::collections::BTreeMap::from([
+            ("role".to_owned(), "web".to_owned()),
+            ("dc".to_owned(), "a".to_owned()),
+        ]);
+        let meta = encode_serf_tags(&tags);
+        assert_eq!(&meta[..2], b"\xff\x82");
+        assert_eq!(decode_serf_tags(&meta).unwrap(), tags);
+        assert_eq!(decode_serf_tags(b"db").unwrap()["role"], "db");
+        assert!(decode_serf_tags(b"\xff\x01").is_err());
+    }
+}

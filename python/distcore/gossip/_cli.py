@@ -1,0 +1,209 @@
+"""``distcore gossip``: run a member (``agent``) and ask a running one who it sees (``members``)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ipaddress
+import json
+import signal
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from distcore._cliutil import CliError, user_errors
+from distcore._core import GossipConfig
+from distcore.gossip._node import Node
+from distcore.gossip.wire import Keyring, decode_serf_tags, encode_serf_tags
+
+
+def parse_address(text: str, default_port: int = 7946) -> tuple[str, int]:
+    """``IP[:PORT]`` (IPv4, or IPv6 in brackets) -> (ip, port); memberlist speaks IP addresses."""
+    host, sep, port = text.rpartition(":")
+    if not sep or (text.count(":") > 1 and not text.startswith("[")):
+        host, port = text, str(default_port)
+    host = host.strip("[]")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"not IP:PORT: {text!r}")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"not an IP address: {host!r}") from None
+    return host, int(port)
+
+
+def _tags(values: tuple[str, ...]) -> dict[str, str]:
+    tags = {}
+    for v in values:
+        key, sep, value = v.partition("=")
+        if not sep or not key:
+            raise ValueError(f"a tag is KEY=VALUE, not {v!r}")
+        tags[key] = value
+    return tags
+
+
+@click.group(name="gossip", short_help="Gossip membership (memberlist's protocol): agent, members.")
+def gossip_group() -> None:
+    """Gossip membership that speaks HashiCorp memberlist's protocol (serf can join)."""
+
+
+@gossip_group.command(short_help="Run a member; print membership changes.")
+@click.option("--name", required=True, help="This member's name, unique in the cluster.")
+@click.option(
+    "--bind", "bind", default="127.0.0.1:7946", show_default=True, help="HOST:PORT (UDP+TCP)."
+)
+@click.option(
+    "--join", "joins", multiple=True, metavar="HOST:PORT", help="A member to join through."
+)
+@click.option(
+    "--profile", type=click.Choice(["lan", "wan", "local"]), default="lan", show_default=True
+)
+@click.option(
+    "--probe-interval", type=float, help="Seconds between probes (overrides the profile)."
+)
+@click.option("--probe-timeout", type=float, help="Seconds to wait for an ack.")
+@click.option("--gossip-interval", type=float, help="Seconds between gossip rounds.")
+@click.option("--push-pull-interval", type=float, help="Seconds between full-state exchanges.")
+@click.option("--encrypt", "keys", multiple=True, metavar="BASE64", help="A key (first = primary).")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="serf-style tags.")
+@click.option("--rpc", default=None, metavar="HOST:PORT", help="Serve `distcore gossip members`.")
+@user_errors
+def agent(
+    name: str,
+    bind: str,
+    joins: tuple[str, ...],
+    profile: str,
+    probe_interval: float | None,
+    probe_timeout: float | None,
+    gossip_interval: float | None,
+    push_pull_interval: float | None,
+    keys: tuple[str, ...],
+    tags: tuple[str, ...],
+    rpc: str | None,
+) -> None:
+    """Run a gossip member until SIGINT (leave gracefully) or SIGTERM (stop without leaving).
+
+    \b
+    It prints one line per membership change: KIND NAME HOST:PORT INCARNATION.
+    Example:
+      distcore gossip agent --name a --bind 127.0.0.1:7001 --rpc 127.0.0.1:7101
+      distcore gossip agent --name b --bind 127.0.0.1:7002 --join 127.0.0.1:7001
+    """
+    overrides = {
+        k: v
+        for k, v in {
+            "probe_interval": probe_interval,
+            "probe_timeout": probe_timeout,
+            "gossip_interval": gossip_interval,
+            "push_pull_interval": push_pull_interval,
+        }.items()
+        if v is not None
+    }
+    config = getattr(GossipConfig, profile)(**overrides)
+    try:
+        keyring = Keyring([base64.b64decode(k, validate=True) for k in keys]) if keys else None
+    except ValueError as e:
+        raise CliError(f"--encrypt takes base64 keys of 16, 24 or 32 bytes: {e}") from None
+    meta = encode_serf_tags(_tags(tags)) if tags else b""
+    address = parse_address(bind)
+    seeds = [parse_address(j) for j in joins]
+    rpc_address = parse_address(rpc) if rpc else None
+    asyncio.run(_run_agent(name, address, seeds, config, meta, keyring, rpc_address))
+
+
+async def _run_agent(
+    name: str,
+    bind: tuple[str, int],
+    seeds: list[tuple[str, int]],
+    config: GossipConfig,
+    meta: bytes,
+    keyring: Keyring | None,
+    rpc: tuple[str, int] | None,
+) -> None:
+    node = await Node.start(name, bind, seeds, config=config, meta=meta, keyring=keyring)
+    stop = asyncio.Event()
+    leave = False
+
+    def on_signal(graceful: bool) -> None:
+        nonlocal leave
+        leave = graceful
+        stop.set()
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, on_signal, True)
+    loop.add_signal_handler(signal.SIGTERM, on_signal, False)
+
+    async def serve_rpc(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            request = json.loads(await reader.readline() or b"{}")
+            if request.get("cmd") == "members":
+                reply: dict[str, Any] = {"members": [_member_json(m) for m in node.members()]}
+            else:
+                reply = {"error": f"unknown command {request.get('cmd')!r}"}
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve_rpc, *rpc) if rpc else None
+    print(f"{name} listening on {node.address[0]}:{node.address[1]}", flush=True)
+
+    async def report() -> None:
+        async for ev in node.events():
+            m = ev.member
+            print(f"{ev.kind} {m.name} {m.addr[0]}:{m.addr[1]} {m.incarnation}", flush=True)
+
+    reporter = asyncio.create_task(report())
+    await stop.wait()
+    if leave:
+        await node.leave()
+    reporter.cancel()
+    if server:
+        server.close()
+    await node.shutdown()
+
+
+def _member_json(m: Any) -> dict[str, Any]:
+    try:
+        tags = decode_serf_tags(m.meta) if m.meta else {}
+    except ValueError:
+        tags = {}
+    return {
+        "name": m.name,
+        "addr": f"{m.addr[0]}:{m.addr[1]}",
+        "state": m.state,
+        "incarnation": m.incarnation,
+        "tags": tags,
+    }
+
+
+@gossip_group.command(short_help="List the members a running agent sees.")
+@click.option("--rpc", required=True, metavar="HOST:PORT", help="The agent's --rpc address.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@user_errors
+def members(rpc: str, as_json: bool) -> None:
+    """Ask an agent started with --rpc who it sees, and in which state."""
+    reply = asyncio.run(_ask(parse_address(rpc), {"cmd": "members"}))
+    if "error" in reply:
+        raise CliError(reply["error"])
+    if as_json:
+        click.echo(json.dumps(reply))
+        return
+    table = Table("name", "address", "state", "incarnation", "tags")
+    for m in reply["members"]:
+        tags = ",".join(f"{k}={v}" for k, v in sorted(m["tags"].items()))
+        table.add_row(m["name"], m["addr"], m["state"], str(m["incarnation"]), tags)
+    Console(file=sys.stdout).print(table)
+
+
+async def _ask(address: tuple[str, int], request: dict[str, Any]) -> dict[str, Any]:
+    async with asyncio.timeout(5):
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(json.dumps(request).encode() + b"\n")
+        await writer.drain()
+        line = await reader.readline()
+        writer.close()
+    return json.loads(line)  # type: ignore[no-any-return]

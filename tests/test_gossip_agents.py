@@ -1,0 +1,153 @@
+"""Ten `distcore gossip agent` processes on loopback: they converge; a SIGKILLed one is marked
+dead by all; a SIGSTOPped one (longer than its suspicion timeout) refutes when continued and
+comes back alive with a higher incarnation; SIGINT leaves gracefully (left, not dead)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from services._common import Child, free_port, port_accepts, stop_children
+
+AGENTS = 10
+# memberlist's local profile, faster: suspicion lasts 3 * max(1, log10 n) * 0.2 s = 0.6 s at least.
+TIMINGS = [
+    "--profile",
+    "local",
+    "--probe-interval",
+    "0.2",
+    "--probe-timeout",
+    "0.1",
+    "--gossip-interval",
+    "0.05",
+    "--push-pull-interval",
+    "2",
+]
+
+
+class Agent:
+    def __init__(self, name: str, join: int | None) -> None:
+        self.name = name
+        self.port, self.rpc = free_port(), free_port()
+        argv = [
+            sys.executable,
+            "-m",
+            "distcore.cli",
+            "gossip",
+            "agent",
+            "--name",
+            name,
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--rpc",
+            f"127.0.0.1:{self.rpc}",
+            "--tag",
+            f"role={name}",
+            *TIMINGS,
+        ]
+        if join is not None:
+            argv += ["--join", f"127.0.0.1:{join}"]
+        self.child = Child(argv)
+
+    def members(self) -> dict[str, dict]:  # type: ignore[type-arg]
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "distcore.cli",
+                "gossip",
+                "members",
+                "--rpc",
+                f"127.0.0.1:{self.rpc}",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
+        return {m["name"]: m for m in json.loads(out)["members"]}
+
+
+def wait(check: Callable[[], bool], timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < timeout, f"timed out waiting for {what}"
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+def states(agent: Agent) -> dict[str, str]:
+    return {n: m["state"] for n, m in agent.members().items()}
+
+
+@pytest.fixture
+def agents() -> Iterator[list[Agent]]:
+    started: list[Agent] = []
+    first = Agent("a0", None)
+    started.append(first)
+    wait(lambda: port_accepts(first.rpc), 20, "a0 to start")
+    for i in range(1, AGENTS):
+        started.append(Agent(f"a{i}", first.port))
+    for a in started:
+        wait(lambda a=a: port_accepts(a.rpc), 20, f"{a.name} to start")
+    yield started
+    for a in started:
+        if a.child.running:
+            a.child.popen.send_signal(signal.SIGCONT)
+    stop_children([a.child for a in started])
+
+
+def test_ten_processes_converge_detect_crashes_pauses_and_leaves(agents: list[Agent]) -> None:
+    names = {a.name for a in agents}
+    for a in agents:
+        wait(
+            lambda a=a: set(states(a)) == names and set(states(a).values()) == {"alive"},
+            30,
+            f"{a.name} to see all {AGENTS} alive",
+        )
+    assert agents[0].members()["a5"]["tags"] == {"role": "a5"}
+    table = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "distcore.cli",
+            "gossip",
+            "members",
+            "--rpc",
+            f"127.0.0.1:{agents[3].rpc}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert all(f"a{i}" in table for i in range(AGENTS)) and "role=a3" in table
+
+    # SIGKILL: everyone else marks a9 dead.
+    agents[9].child.popen.kill()
+    for a in agents[:9]:
+        wait(lambda a=a: states(a).get("a9") == "dead", 30, f"{a.name} to see a9 dead")
+
+    # SIGSTOP a8 past its suspicion timeout, then SIGCONT: it refutes and is alive again.
+    before = agents[0].members()["a8"]["incarnation"]
+    agents[8].child.popen.send_signal(signal.SIGSTOP)
+    wait(lambda: states(agents[0]).get("a8") in ("suspect", "dead"), 30, "a8 to be suspected")
+    time.sleep(1.5)
+    agents[8].child.popen.send_signal(signal.SIGCONT)
+    for a in agents[:8]:
+        wait(lambda a=a: states(a).get("a8") == "alive", 30, f"{a.name} to see a8 alive again")
+    assert agents[0].members()["a8"]["incarnation"] > before
+
+    # SIGINT: a graceful leave, seen as left (not dead) by the others.
+    agents[7].child.popen.send_signal(signal.SIGINT)
+    for a in agents[:7]:
+        wait(lambda a=a: states(a).get("a7") == "left", 30, f"{a.name} to see a7 leave")
+    agents[7].child.popen.wait(timeout=10)
+    assert agents[7].child.popen.returncode == 0
