@@ -563,6 +563,20 @@ class GossipConfig:
     def __ne__(self, other: object, /) -> bool: ...
     def __reduce__(self) -> tuple[Any, ...]: ...
 
+def simulate(
+    nodes: int,
+    *,
+    seed: int = 0,
+    latency: float = 0.005,
+    jitter: float = 0.005,
+    loss: float = 0.0,
+    duration: float = 60.0,
+    update_at: float = 2.0,
+    crashes: int = 1,
+    crash_at: float = 5.0,
+    partition: tuple[float, float] | None = None,
+    config: GossipConfig | None = None,
+) -> dict[str, Any]: ...
 def encode_serf_tags(tags: Mapping[str, str]) -> bytes: ...
 def decode_serf_tags(meta: bytes) -> dict[str, str]: ...
 

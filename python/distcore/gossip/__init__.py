@@ -6,13 +6,22 @@
 - :class:`GossipConfig` holds memberlist's configurations (``lan()``, ``wan()``, ``local()``)
   and its scaling formulas;
 - :class:`Node` is a member on asyncio (``await Node.start(name, seeds=[...])``): SWIM with
-  Lifeguard from the Rust state machine :class:`SwimStateMachine`, which it drives.
+  Lifeguard from the Rust state machine :class:`SwimStateMachine`, which it drives;
+- :func:`simulate` runs whole clusters of that state machine on a simulated network.
 
 See ``docs/gossip.md``.
 """
 
-from distcore._core import GossipConfig, SwimStateMachine
+from distcore._core import GossipConfig, SwimStateMachine, simulate
 from distcore.gossip import wire
 from distcore.gossip._node import Member, MemberEvent, Node
 
-__all__ = ["GossipConfig", "Member", "MemberEvent", "Node", "SwimStateMachine", "wire"]
+__all__ = [
+    "GossipConfig",
+    "Member",
+    "MemberEvent",
+    "Node",
+    "SwimStateMachine",
+    "simulate",
+    "wire",
+]

@@ -1,6 +1,7 @@
 //! Bindings for `distcore.gossip`.
 
 mod config;
+mod sim;
 mod swim;
 mod wire;
 
@@ -10,5 +11,6 @@ use pyo3::prelude::*;
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<config::PyGossipConfig>()?;
     m.add_class::<swim::PySwim>()?;
+    m.add_function(wrap_pyfunction!(sim::simulate, m)?)?;
     wire::register(m)
 }

@@ -12,6 +12,7 @@ pub mod keyring;
 pub mod msgpack;
 pub mod packet;
 pub mod queue;
+pub mod sim;
 pub mod suspicion;
 pub mod swim;
 pub mod wire;
