@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
-use rand::seq::{IndexedRandom, SliceRandom};
+use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 
 use super::awareness::Awareness;
@@ -116,6 +116,8 @@ pub struct Swim {
     next_gossip: Duration,
     next_push_pull: Duration,
     leaving: bool,
+    /// Members alive or suspect, this one included.
+    live: usize,
     rng: SmallRng,
     out: Vec<Output>,
 }
@@ -180,6 +182,7 @@ impl Swim {
             relays: HashMap::new(),
             queue: BroadcastQueue::new(),
             leaving: false,
+            live: 1,
             rng: SmallRng::seed_from_u64(seed),
             out: Vec::new(),
         };
@@ -202,12 +205,22 @@ impl Swim {
         self.members.get(name)
     }
 
-    /// Members that are alive or suspect.
+    /// Members that are alive or suspect (kept up to date on every state change).
     pub fn live_count(&self) -> usize {
-        self.members
+        self.live
+    }
+
+    fn recount(&mut self) {
+        self.live = self
+            .members
             .values()
             .filter(|m| matches!(m.state, NodeState::Alive | NodeState::Suspect))
-            .count()
+            .count();
+    }
+
+    /// Drops every queued broadcast (for a simulation that starts from a long-converged cluster).
+    pub fn clear_broadcasts(&mut self) {
+        self.queue = BroadcastQueue::new();
     }
 
     /// Lifeguard's health score of this node.
@@ -253,6 +266,8 @@ impl Swim {
         let me = self.members.get_mut(&self.me).expect("self is a member");
         me.state = NodeState::Left;
         me.since = now;
+        self.recount();
+        let me = &self.members[&self.me];
         let dead = Dead {
             incarnation: me.incarnation,
             node: self.me.clone(),
@@ -412,6 +427,7 @@ impl Swim {
             m.incarnation = incarnation;
             m.since = now;
         }
+        self.recount();
     }
 
     fn refute(&mut self, incarnation: u32) {
@@ -448,9 +464,13 @@ impl Swim {
                     vsn: a.vsn.clone(),
                 };
                 self.members.insert(a.node.clone(), m.clone());
-                // A new member goes to a random place in the probe order.
-                let at = self.rng.random_range(0..=self.probe_order.len());
-                self.probe_order.insert(at, a.node.clone());
+                self.live += 1;
+                // A new member goes to a random place in the probe order, swapping the member
+                // there to the end (memberlist's trick: O(1), still a random order).
+                self.probe_order.push(a.node.clone());
+                let last = self.probe_order.len() - 1;
+                let at = self.rng.random_range(0..=last);
+                self.probe_order.swap(at, last);
                 self.queue
                     .push(Some(&a.node), Message::Alive(a.clone()).encode());
                 self.out.push(Output::Event(Event::Join(m)));
@@ -466,11 +486,15 @@ impl Swim {
                 m.vsn.clone_from(&a.vsn);
                 let meta_changed = m.meta != a.meta;
                 m.meta.clone_from(&a.meta);
-                if m.state != NodeState::Alive {
+                let revived = m.state != NodeState::Alive;
+                if revived {
                     m.state = NodeState::Alive;
                     m.since = now;
                 }
                 let m = m.clone();
+                if revived {
+                    self.recount();
+                }
                 self.queue
                     .push(Some(&a.node), Message::Alive(a.clone()).encode());
                 let event = match old.state {
@@ -610,20 +634,28 @@ impl Swim {
         if now >= self.next_push_pull {
             let n = self.live_count();
             self.next_push_pull = now + self.config.push_pull_interval_for(n);
-            let peers = self.peers(|m| m.state == NodeState::Alive);
-            if let Some(to) = peers.choose(&mut self.rng).map(|m| m.addr) {
+            if let Some((_, to)) = self.sample_peers(1, |m| m.state == NodeState::Alive).pop() {
                 self.out.push(Output::PushPull { to, join: false });
             }
         }
         self.reap(now);
     }
 
-    fn peers(&self, keep: impl Fn(&Member) -> bool) -> Vec<Member> {
-        self.members
+    /// Up to `k` random other members for which `keep` holds, as (name, address). Only the
+    /// chosen ones are copied: this runs every gossip round over the whole membership.
+    fn sample_peers(
+        &mut self,
+        k: usize,
+        keep: impl Fn(&Member) -> bool,
+    ) -> Vec<(String, SocketAddr)> {
+        let me = self.members[&self.me].addr;
+        let mut candidates: Vec<&Member> = self
+            .members
             .values()
-            .filter(|m| m.name != self.me && keep(m))
-            .cloned()
-            .collect()
+            .filter(|m| m.addr != me && keep(m))
+            .collect();
+        let (chosen, _) = candidates.partial_shuffle(&mut self.rng, k);
+        chosen.iter().map(|m| (m.name.clone(), m.addr)).collect()
     }
 
     fn start_probe(&mut self, now: Duration) {
@@ -694,11 +726,12 @@ impl Swim {
                 self.probe = None;
                 return;
             };
-            let mut helpers = self.peers(|m| m.state == NodeState::Alive && m.name != p.target);
-            helpers.shuffle(&mut self.rng);
-            helpers.truncate(self.config.indirect_checks);
+            let target_name = p.target.clone();
+            let helpers = self.sample_peers(self.config.indirect_checks, |m| {
+                m.state == NodeState::Alive && m.name != target_name
+            });
             let me = self.members[&self.me].clone();
-            for h in &helpers {
+            for (_, helper) in &helpers {
                 let req = IndirectPing {
                     seq_no: p.seq_no,
                     target: ip_bytes(target.addr.ip()),
@@ -709,7 +742,7 @@ impl Swim {
                     source_port: me.addr.port(),
                     source_node: me.name.clone(),
                 };
-                self.send(h.addr, vec![Message::IndirectPing(req)]);
+                self.send(*helper, vec![Message::IndirectPing(req)]);
             }
             if let Some(probe) = self.probe.as_mut() {
                 probe.indirect_sent = true;
@@ -781,13 +814,14 @@ impl Swim {
     }
 
     fn gossip(&mut self, now: Duration) {
+        if self.queue.is_empty() {
+            return; // nothing to spread: skip the walk over the membership
+        }
         let dead_time = self.config.gossip_to_the_dead_time;
-        let mut targets = self.peers(|m| match m.state {
+        let targets = self.sample_peers(self.config.gossip_nodes, |m| match m.state {
             NodeState::Alive | NodeState::Suspect => true,
             NodeState::Dead | NodeState::Left => now.saturating_sub(m.since) < dead_time,
         });
-        targets.shuffle(&mut self.rng);
-        targets.truncate(self.config.gossip_nodes);
         let n = self.live_count();
         for t in targets {
             let msgs: Vec<Message> = self
@@ -805,7 +839,7 @@ impl Swim {
                 return;
             }
             self.out.push(Output::Packet {
-                to: t.addr,
+                to: t.1,
                 messages: msgs,
             });
         }
@@ -814,11 +848,15 @@ impl Swim {
     fn reap(&mut self, now: Duration) {
         let dead_time = self.config.gossip_to_the_dead_time;
         let me = self.me.clone();
+        let before = self.members.len();
         self.members.retain(|name, m| {
             *name == me
                 || matches!(m.state, NodeState::Alive | NodeState::Suspect)
                 || now.saturating_sub(m.since) < dead_time
         });
+        if self.members.len() != before {
+            self.recount();
+        }
     }
 }
 
@@ -949,7 +987,9 @@ mod tests {
                 net.nodes[i].join(&[addr(0)]);
                 net.collect(i);
             }
-            let took = net.run_until(Duration::from_secs(10), |net| {
+            // Gossip spreads the joins (each broadcast retransmit_limit times); a member it
+            // missed catches up at its next push-pull.
+            let took = net.run_until(config.push_pull_interval * 2, |net| {
                 (0..n).all(|i| net.nodes[i].live_count() == n)
             });
             assert!(took.is_some(), "the cluster did not converge");
