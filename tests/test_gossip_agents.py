@@ -1,11 +1,14 @@
 """Ten `distcore gossip agent` processes on loopback: they converge; a SIGKILLed one is marked
 dead by all; a SIGSTOPped one (longer than its suspicion timeout) refutes when continued and
-comes back alive with a higher incarnation; SIGINT leaves gracefully (left, not dead)."""
+comes back alive with a higher incarnation; SIGINT leaves gracefully (left, not dead); a
+partition (packets dropped between two halves) makes each half declare the other dead, and
+healing it brings everyone back alive."""
 
 from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -55,24 +58,14 @@ class Agent:
             argv += ["--join", f"127.0.0.1:{join}"]
         self.child = Child(argv)
 
+    def rpc_call(self, request: dict) -> dict:  # type: ignore[type-arg]
+        with socket.create_connection(("127.0.0.1", self.rpc), timeout=10) as s:
+            s.sendall(json.dumps(request).encode() + b"\n")
+            return json.loads(s.makefile().readline())  # type: ignore[no-any-return]
+
     def members(self) -> dict[str, dict]:  # type: ignore[type-arg]
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "distcore.cli",
-                "gossip",
-                "members",
-                "--rpc",
-                f"127.0.0.1:{self.rpc}",
-                "--json",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=True,
-        ).stdout
-        return {m["name"]: m for m in json.loads(out)["members"]}
+        """What the agent's --rpc answers (the protocol `distcore gossip members` speaks)."""
+        return {m["name"]: m for m in self.rpc_call({"cmd": "members"})["members"]}
 
 
 def wait(check: Callable[[], bool], timeout: float, what: str) -> float:
@@ -104,7 +97,9 @@ def agents() -> Iterator[list[Agent]]:
     stop_children([a.child for a in started])
 
 
-def test_ten_processes_converge_detect_crashes_pauses_and_leaves(agents: list[Agent]) -> None:
+def test_ten_processes_converge_detect_crashes_pauses_leaves_and_partitions(
+    agents: list[Agent],
+) -> None:
     names = {a.name for a in agents}
     for a in agents:
         wait(
@@ -151,3 +146,25 @@ def test_ten_processes_converge_detect_crashes_pauses_and_leaves(agents: list[Ag
         wait(lambda a=a: states(a).get("a7") == "left", 30, f"{a.name} to see a7 leave")
     agents[7].child.popen.wait(timeout=10)
     assert agents[7].child.popen.returncode == 0
+
+    # A partition made by dropping packets (the agents' fault-injection RPC), then healed.
+    left_side, right_side = agents[0:4], [*agents[4:7], agents[8]]
+    for side, other in ((left_side, right_side), (right_side, left_side)):
+        for a in side:
+            addrs = [f"127.0.0.1:{b.port}" for b in other]
+            assert a.rpc_call({"cmd": "block", "addrs": addrs}) == {"ok": True}
+    wait(
+        lambda: states(agents[0]).get("a4") == "dead" and states(agents[4]).get("a0") == "dead",
+        30,
+        "each side to declare the other dead",
+    )
+    assert states(agents[1])["a2"] == "alive"  # members on the same side still see each other
+    for a in left_side + right_side:
+        assert a.rpc_call({"cmd": "unblock"}) == {"ok": True}
+    healed = {a.name for a in left_side + right_side}
+    for a in left_side + right_side:
+        wait(
+            lambda a=a: all(states(a).get(n) == "alive" for n in healed),
+            45,
+            f"{a.name} to see the partition healed",
+        )

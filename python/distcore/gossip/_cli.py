@@ -89,6 +89,8 @@ def agent(
 
     \b
     It prints one line per membership change: KIND NAME HOST:PORT INCARNATION.
+    Its --rpc port answers JSON lines: {"cmd": "members"}, and for fault drills
+    {"cmd": "block", "addrs": ["IP:PORT", ...]} (drop traffic with them) and {"cmd": "unblock"}.
     Example:
       distcore gossip agent --name a --bind 127.0.0.1:7001 --rpc 127.0.0.1:7101
       distcore gossip agent --name b --bind 127.0.0.1:7002 --join 127.0.0.1:7001
@@ -140,8 +142,15 @@ async def _run_agent(
     async def serve_rpc(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, ValueError):
             request = json.loads(await reader.readline() or b"{}")
-            if request.get("cmd") == "members":
+            cmd = request.get("cmd")
+            if cmd == "members":
                 reply: dict[str, Any] = {"members": [_member_json(m) for m in node.members()]}
+            elif cmd == "block":  # fault drills: partition this agent from these addresses
+                node.block(parse_address(a) for a in request.get("addrs", []))
+                reply = {"ok": True}
+            elif cmd == "unblock":
+                node.unblock()
+                reply = {"ok": True}
             else:
                 reply = {"error": f"unknown command {request.get('cmd')!r}"}
             writer.write(json.dumps(reply).encode() + b"\n")

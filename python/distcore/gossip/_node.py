@@ -103,6 +103,7 @@ class Node:
         self._callbacks: list[Callable[[bytes], Any]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self._blocked: set[Address] = set()
         host, port = bind
         # UDP and TCP share the port: take a free TCP port, then UDP on it (retry on a race).
         for attempt in range(20):
@@ -201,6 +202,15 @@ class Node:
         self._server.close()
         await self._server.wait_closed()
 
+    def block(self, addresses: Iterable[Address]) -> None:
+        """Fault injection: drop every packet and stream to and from these addresses (a network
+        partition as this node sees it) until :meth:`unblock`."""
+        self._blocked.update((host, int(port)) for host, port in addresses)
+
+    def unblock(self) -> None:
+        """Ends :meth:`block`: the partition heals."""
+        self._blocked.clear()
+
     async def __aenter__(self) -> Node:
         return self
 
@@ -216,7 +226,7 @@ class Node:
             await asyncio.sleep(min(max(delay, 0.001), 0.05))
 
     def _on_datagram(self, data: bytes, sender: Address) -> None:
-        if self._closed:
+        if self._closed or sender in self._blocked:
             return
         try:
             outputs = self._sm.handle_packet(sender, data, self._now())
@@ -229,7 +239,7 @@ class Node:
         for out in outputs:
             kind = out[0]
             if kind == "packet":
-                if not self._closed:
+                if not self._closed and out[1] not in self._blocked:
                     self._udp.sendto(out[2], out[1])
             elif kind == "push_pull":
                 task = self._loop.create_task(self._push_pull(out[1], out[2]))
@@ -249,6 +259,8 @@ class Node:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def _push_pull(self, to: Address, join: bool) -> None:
+        if to in self._blocked:
+            return
         timeout = self.config.tcp_timeout
         try:
             async with asyncio.timeout(timeout):
