@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections.abc import Callable
 
 import pytest
@@ -139,3 +140,23 @@ def test_a_node_joins_serf_and_serf_joins_a_node(
 
 def states_of(members: list) -> dict[str, str]:  # type: ignore[type-arg]
     return {m.name: m.state for m in members}
+
+
+def test_background_nodes_for_synchronous_code() -> None:
+    from distcore.gossip import BackgroundNode
+
+    with BackgroundNode("s0", config=FAST, seed=1) as a:
+        with BackgroundNode("s1", seeds=[a.address], config=FAST, seed=2) as b:
+            a.wait_for(lambda ms: len(ms) == 2)
+            got: list[bytes] = []
+            a.on_message(got.append)
+            b.broadcast(b"from sync code")
+            b.update_meta(b"m")
+            a.wait_for(lambda ms: next(m for m in ms if m.name == "s1").meta == b"m")
+            deadline = time.monotonic() + 5
+            while not got and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert got == [b"from sync code"]
+            b.leave()
+            a.wait_for(lambda ms: next(m for m in ms if m.name == "s1").state == "left")
+        assert not b._thread.is_alive()

@@ -7,6 +7,7 @@
   and its scaling formulas;
 - :class:`Node` is a member on asyncio (``await Node.start(name, seeds=[...])``): SWIM with
   Lifeguard from the Rust state machine :class:`SwimStateMachine`, which it drives;
+  :class:`BackgroundNode` runs one on a thread for synchronous code;
 - :func:`simulate` runs whole clusters of that state machine on a simulated network.
 
 See ``docs/gossip.md``.
@@ -14,9 +15,10 @@ See ``docs/gossip.md``.
 
 from distcore._core import GossipConfig, SwimStateMachine, simulate
 from distcore.gossip import wire
-from distcore.gossip._node import Member, MemberEvent, Node
+from distcore.gossip._node import BackgroundNode, Member, MemberEvent, Node
 
 __all__ = [
+    "BackgroundNode",
     "GossipConfig",
     "Member",
     "MemberEvent",

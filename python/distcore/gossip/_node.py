@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -298,3 +299,78 @@ class Node:
             log.warning("%s: a stream failed: %s", self.name, e)
         finally:
             writer.close()
+
+
+class BackgroundNode:
+    """A :class:`Node` running on its own event loop in a background thread, for synchronous
+    code. Its methods block until the node has done what was asked; callbacks given to
+    :meth:`on_message` run on that thread.
+
+    >>> with BackgroundNode("a", config=GossipConfig.local()) as a:
+    ...     with BackgroundNode("b", seeds=[a.address], config=GossipConfig.local()) as b:
+    ...         _ = a.wait_for(lambda members: len(members) == 2)
+    ...         sorted(m.name for m in b.members())
+    ['a', 'b']
+    """
+
+    def __init__(self, name: str, **start: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name=f"distcore-gossip-{name}", daemon=True
+        )
+        self._thread.start()
+        try:
+            self._node: Node = self._run(Node.start(name, **start))
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    def _run(self, coro: Any, timeout: float | None = None) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    @property
+    def name(self) -> str:
+        return self._node.name
+
+    @property
+    def address(self) -> Address:
+        return self._node.address
+
+    def members(self) -> list[Member]:
+        """Every known member, this node included."""
+        return self._node.members()  # the state machine has a lock of its own
+
+    def wait_for(
+        self, predicate: Callable[[list[Member]], bool], timeout: float = 10.0
+    ) -> list[Member]:
+        """Blocks until ``predicate(self.members())`` holds; TimeoutError otherwise."""
+        return self._run(self._node.wait_for(predicate, timeout))  # type: ignore[no-any-return]
+
+    def broadcast(self, data: bytes) -> None:
+        self._run(self._node.broadcast(data))
+
+    def update_meta(self, meta: bytes) -> None:
+        self._run(self._node.update_meta(meta))
+
+    def on_message(self, callback: Callable[[bytes], Any]) -> None:
+        self._loop.call_soon_threadsafe(self._node.on_message, callback)
+
+    def leave(self, timeout: float | None = None) -> None:
+        self._run(self._node.leave(timeout))
+
+    def shutdown(self) -> None:
+        """Stops the node (without leaving) and its thread."""
+        if self._thread.is_alive():
+            self._run(self._node.shutdown())
+            self._stop_loop()
+
+    def __enter__(self) -> BackgroundNode:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
