@@ -637,6 +637,13 @@ impl Swim {
             if let Some((_, to)) = self.sample_peers(1, |m| m.state == NodeState::Alive).pop() {
                 self.out.push(Output::PushPull { to, join: false });
             }
+            // Reconnect (as serf does for failed members): also exchange state with one member
+            // declared dead, not left, before it is reaped. After a partition the two sides
+            // otherwise stop talking once their broadcasts are spent, and stay split for good;
+            // the exchange makes each side refute the other's verdict and the cluster heals.
+            if let Some((_, to)) = self.sample_peers(1, |m| m.state == NodeState::Dead).pop() {
+                self.out.push(Output::PushPull { to, join: false });
+            }
         }
         self.reap(now);
     }
@@ -875,6 +882,8 @@ mod tests {
         now: Duration,
         events: Vec<(usize, Event)>,
         user: Vec<(usize, Vec<u8>)>,
+        /// Members below this index cannot reach the others, and back (a partition).
+        split: Option<usize>,
     }
 
     fn addr(i: usize) -> SocketAddr {
@@ -904,11 +913,16 @@ mod tests {
                 now: Duration::ZERO,
                 events: Vec::new(),
                 user: Vec::new(),
+                split: None,
             }
         }
 
         fn index(a: SocketAddr) -> usize {
             usize::from(a.port() - 7000)
+        }
+
+        fn cut(&self, a: usize, b: usize) -> bool {
+            self.split.is_some_and(|k| (a < k) != (b < k))
         }
 
         fn collect(&mut self, i: usize) {
@@ -917,10 +931,14 @@ mod tests {
                     continue;
                 }
                 match o {
-                    Output::Packet { to, messages } => self.in_flight.push((i, to, messages)),
+                    Output::Packet { to, messages } => {
+                        if !self.cut(i, Net::index(to)) {
+                            self.in_flight.push((i, to, messages));
+                        }
+                    }
                     Output::PushPull { to, join } => {
                         let j = Net::index(to);
-                        if self.down[j] {
+                        if self.down[j] || self.cut(i, j) {
                             continue;
                         }
                         let mine = self.nodes[i].local_state(join);
@@ -1071,6 +1089,29 @@ mod tests {
         assert_eq!(got.len(), Config::lan().retransmit_limit(4));
         assert!(got.iter().all(|&i| i != 3));
         assert!(net.user.iter().all(|(_, d)| d == b"hello"));
+    }
+
+    #[test]
+    fn a_partition_heals_after_both_sides_declared_each_other_dead() {
+        let config = Config {
+            push_pull_interval: Duration::from_secs(2),
+            ..Config::local()
+        };
+        let mut net = Net::joined(6, &config);
+        net.split = Some(3);
+        net.run_until(Duration::from_secs(60), |net| {
+            net.state_at(0, 4) == Some(NodeState::Dead)
+                && net.state_at(4, 0) == Some(NodeState::Dead)
+        })
+        .expect("each side declares the other dead");
+        // Let the broadcasts about the verdicts run out, then heal: only the reconnecting
+        // push-pulls with dead members can bring the sides together again.
+        net.run_for(Duration::from_secs(8));
+        net.split = None;
+        net.run_until(Duration::from_secs(6), |net| {
+            (0..6).all(|i| (0..6).all(|j| net.state_at(i, j) == Some(NodeState::Alive)))
+        })
+        .expect("the partition heals before dead members are reaped");
     }
 
     #[test]
