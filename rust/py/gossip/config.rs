@@ -98,6 +98,8 @@ fn with_overrides(mut c: Config, overrides: Option<&Bound<'_, PyDict>>) -> PyRes
             "awareness_max_multiplier" => c.awareness_max_multiplier = count(&key, &v)?,
             "udp_buffer_size" => c.udp_buffer_size = count(&key, &v)? as usize,
             "enable_compression" => c.enable_compression = v.is_truthy()?,
+            "lifeguard" => c.lifeguard = v.is_truthy()?,
+            "tcp_pings" => c.tcp_pings = v.is_truthy()?,
             "protocol_version" => {
                 let p: u8 = v
                     .extract()
@@ -215,6 +217,8 @@ impl PyGossipConfig {
             d.set_item(k, v)?;
         }
         d.set_item("enable_compression", c.enable_compression)?;
+        d.set_item("lifeguard", c.lifeguard)?;
+        d.set_item("tcp_pings", c.tcp_pings)?;
         d.set_item("protocol_version", c.protocol_version)?;
         Ok(d)
     }
@@ -301,6 +305,18 @@ impl PyGossipConfig {
     #[getter]
     fn enable_compression(&self) -> bool {
         self.config.enable_compression
+    }
+
+    /// Lifeguard on (memberlist's behaviour); off gives the original SWIM, for comparison.
+    #[getter]
+    fn lifeguard(&self) -> bool {
+        self.config.lifeguard
+    }
+
+    /// Ping over TCP too when an ack is late (memberlist's fallback; not `DisableTcpPings`).
+    #[getter]
+    fn tcp_pings(&self) -> bool {
+        self.config.tcp_pings
     }
 
     /// The memberlist protocol version spoken (2 to 5).

@@ -63,9 +63,13 @@ fn member_dict<'py>(py: Python<'py>, m: &Member) -> PyResult<Bound<'py, PyDict>>
 /// messages) and the time (``tick(now)`` when ``next_deadline()`` comes); ``drain()`` returns what
 /// to do: ``("packet", (host, port), data)`` to send as one UDP datagram (already encoded,
 /// compressed, checksummed and encrypted), ``("push_pull", (host, port), join)`` to open a
-/// stream and exchange state (send ``local_state(join)``, then ``handle_stream`` the reply), and
-/// ``("event", kind, member)`` for membership changes (``join``, ``update``, ``suspect``,
-/// ``alive``, ``dead``, ``leave``), ``("user", data)`` for application data broadcast by others. Time is any monotonic clock in seconds. Thread-safe (a lock
+/// stream and exchange state (send ``local_state(join)``, then ``handle_stream`` the reply),
+/// ``("stream_ping", (host, port), data, deadline)`` to send ``data`` over a new stream and
+/// ``handle_stream(reply, is_reply=True)`` the ack before ``deadline`` (memberlist's TCP fallback
+/// when an ack is late), ``("event", kind, member)`` for membership changes (``join``,
+/// ``update``, ``suspect``, ``alive``, ``dead``, ``leave``, and ``conflict`` when another node
+/// announces a live member's name, or this one's, from ``member["other_addr"]``), and
+/// ``("user", data)`` for application data broadcast by others. Time is any monotonic clock in seconds. Thread-safe (a lock
 /// inside); the asyncio ``distcore.gossip.Node`` is built on it.
 ///
 /// Parameters
@@ -86,12 +90,17 @@ fn member_dict<'py>(py: Python<'py>, m: &Member) -> PyResult<Bound<'py, PyDict>>
 ///     Makes the random choices (probe order, gossip targets) reproducible.
 /// now : float
 ///     The current time.
+/// label : bytes, optional
+///     memberlist's cluster label (up to 255 bytes): written ahead of every packet and stream
+///     and required on everything that arrives, so clusters sharing a network stay apart.
 #[pyclass(module = "distcore._core", name = "SwimStateMachine", frozen)]
 pub struct PySwim {
     swim: Mutex<Swim>,
     /// Shared with the caller, so keys rotated on it apply at once.
     keyring: Option<Py<super::wire::PyKeyring>>,
     compress: bool,
+    /// memberlist's label: sent ahead of every packet and stream, required on what arrives.
+    label: Vec<u8>,
 }
 
 impl PySwim {
@@ -115,7 +124,7 @@ impl PySwim {
                     let opts = PacketOptions {
                         crc,
                         compress: self.compress,
-                        label: Vec::new(),
+                        label: self.label.clone(),
                     };
                     let data = packet::encode_packet(&messages, &self.keys(py), &opts)
                         .map_err(PyDistError)?;
@@ -127,11 +136,38 @@ impl PySwim {
                 Output::PushPull { to, join } => {
                     out.append(("push_pull", addr_py(py, to)?, join))?;
                 }
+                Output::StreamPing {
+                    to,
+                    seq_no,
+                    node,
+                    deadline,
+                } => {
+                    let ping = StreamMessage::Message(distcore_core::gossip::Message::Ping(
+                        distcore_core::gossip::wire::Ping {
+                            seq_no,
+                            node,
+                            ..Default::default()
+                        },
+                    ));
+                    let data = packet::encode_stream(&ping, &self.keys(py), false, &self.label)
+                        .map_err(PyDistError)?;
+                    out.append((
+                        "stream_ping",
+                        addr_py(py, to)?,
+                        PyBytes::new(py, &data),
+                        deadline.as_secs_f64(),
+                    ))?;
+                }
                 Output::Event(e) => {
                     let (kind, member) = match &e {
                         Event::Join(m) => ("join", member_dict(py, m)?),
                         Event::Update(m) => ("update", member_dict(py, m)?),
                         Event::Alive(m) => ("alive", member_dict(py, m)?),
+                        Event::Conflict { member, other } => {
+                            let d = member_dict(py, member)?;
+                            d.set_item("other_addr", addr_py(py, *other)?)?;
+                            ("conflict", d)
+                        }
                         Event::Suspect(n) | Event::Dead(n) | Event::Leave(n) => {
                             let kind = match e {
                                 Event::Suspect(_) => "suspect",
@@ -159,7 +195,7 @@ impl PySwim {
 #[pymethods]
 impl PySwim {
     #[new]
-    #[pyo3(signature = (name, addr, config = None, meta = b"".to_vec(), vsn = vec![1, 5, 2, 2, 5, 4], keyring = None, seed = 0, now = 0.0))]
+    #[pyo3(signature = (name, addr, config = None, meta = b"".to_vec(), vsn = vec![1, 5, 2, 2, 5, 4], keyring = None, seed = 0, now = 0.0, label = None))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         name: &str,
@@ -170,7 +206,15 @@ impl PySwim {
         keyring: Option<&Bound<'_, super::wire::PyKeyring>>,
         seed: u64,
         now: f64,
+        label: Option<Vec<u8>>,
     ) -> PyResult<Self> {
+        let label = label.unwrap_or_default();
+        if label.len() > 255 {
+            return Err(PyValueError::new_err(format!(
+                "a label is at most 255 bytes, got {}",
+                label.len()
+            )));
+        }
         if vsn.len() != 6 {
             return Err(PyValueError::new_err(
                 "vsn is 6 numbers: protocol min, max, current, delegate min, max, current",
@@ -194,6 +238,7 @@ impl PySwim {
             swim: Mutex::new(swim),
             keyring: keyring.map(|k| k.clone().unbind()),
             compress,
+            label,
         })
     }
 
@@ -235,7 +280,7 @@ impl PySwim {
         now: f64,
     ) -> PyResult<Bound<'py, PyList>> {
         let from = addr_arg(sender)?;
-        let msgs = packet::decode_packet(data, &self.keys(py), b"").map_err(PyDistError)?;
+        let msgs = packet::decode_packet(data, &self.keys(py), &self.label).map_err(PyDistError)?;
         let mut swim = self.swim.lock();
         swim.handle_packet(from, &msgs, seconds(now)?);
         self.outputs(py, &mut swim)
@@ -253,7 +298,7 @@ impl PySwim {
         is_reply: bool,
     ) -> PyResult<Option<StreamReply<'py>>> {
         let Some((msg, used)) =
-            packet::decode_stream(data, &self.keys(py), b"").map_err(PyDistError)?
+            packet::decode_stream(data, &self.keys(py), &self.label).map_err(PyDistError)?
         else {
             return Ok(None);
         };
@@ -266,7 +311,7 @@ impl PySwim {
                     Vec::new()
                 } else {
                     let state = StreamMessage::PushPull(swim.local_state(false));
-                    packet::encode_stream(&state, &self.keys(py), self.compress, b"")
+                    packet::encode_stream(&state, &self.keys(py), self.compress, &self.label)
                         .map_err(PyDistError)?
                 }
             }
@@ -275,7 +320,14 @@ impl PySwim {
                     seq_no: p.seq_no,
                     payload: Vec::new(),
                 });
-                packet::encode_stream(&ack, &self.keys(py), false, b"").map_err(PyDistError)?
+                packet::encode_stream(&ack, &self.keys(py), false, &self.label)
+                    .map_err(PyDistError)?
+            }
+            StreamMessage::Message(distcore_core::gossip::Message::Ack { seq_no, .. })
+                if is_reply =>
+            {
+                swim.stream_ack(seq_no); // the answer to our fallback ping
+                Vec::new()
             }
             StreamMessage::Message(_) => Vec::new(),
         };
@@ -286,7 +338,7 @@ impl PySwim {
     /// This member's full state, encoded for a stream (the first half of a push-pull).
     fn local_state<'py>(&self, py: Python<'py>, join: bool) -> PyResult<Bound<'py, PyBytes>> {
         let state = StreamMessage::PushPull(self.swim.lock().local_state(join));
-        let data = packet::encode_stream(&state, &self.keys(py), self.compress, b"")
+        let data = packet::encode_stream(&state, &self.keys(py), self.compress, &self.label)
             .map_err(PyDistError)?;
         Ok(PyBytes::new(py, &data))
     }

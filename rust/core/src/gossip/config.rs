@@ -39,6 +39,15 @@ pub struct Config {
     pub enable_compression: bool,
     /// The memberlist protocol version spoken (2 to 5).
     pub protocol_version: u8,
+    /// Lifeguard on (memberlist's behaviour): the health score stretches probes, suspicion
+    /// timeouts start long and shrink with confirmations, a probe of a suspect carries the
+    /// suspicion (buddy system). Off gives the original SWIM, for comparison: fixed probe timing,
+    /// a fixed suspicion timeout at its minimum, no buddy system.
+    pub lifeguard: bool,
+    /// When a probe's ack is late, also ping the member over TCP (to members speaking protocol 3
+    /// or later) and do not suspect it if that answers (memberlist's fallback ping; the
+    /// opposite of its `DisableTcpPings`).
+    pub tcp_pings: bool,
 }
 
 impl Config {
@@ -60,6 +69,8 @@ impl Config {
             udp_buffer_size: 1400,
             enable_compression: true,
             protocol_version: 2,
+            lifeguard: true,
+            tcp_pings: true,
         }
     }
 
@@ -101,7 +112,11 @@ impl Config {
     /// The shortest and longest suspicion timeouts for `n` members.
     pub fn suspicion_timeouts(&self, n: usize) -> (Duration, Duration) {
         let min = suspicion_timeout(self.suspicion_mult, n, self.probe_interval);
-        (min, min * self.suspicion_max_timeout_mult)
+        if self.lifeguard {
+            (min, min * self.suspicion_max_timeout_mult)
+        } else {
+            (min, min)
+        }
     }
 
     /// Independent confirmations that bring a suspicion down to its minimum timeout.

@@ -254,6 +254,13 @@ impl<'a> Sim<'a> {
                         self.nodes[j].drain();
                     }
                 }
+                Output::StreamPing { to, seq_no, .. } => {
+                    // A TCP ping: answered at once when the member is up and reachable.
+                    let Some(j) = index(to) else { continue };
+                    if j < self.cfg.nodes && self.alive[j] && !self.cut(i, j) {
+                        self.nodes[i].stream_ack(seq_no);
+                    }
+                }
                 Output::Event(e) => self.on_event(i, &e),
                 Output::User(_) => {}
             }

@@ -55,6 +55,10 @@ pub enum Event {
     Dead(String),
     /// A member left gracefully.
     Leave(String),
+    /// Another node announced itself under a live member's name from a different address
+    /// (`member` is the one kept; a name taken twice, or this node's own name in use elsewhere).
+    /// The announcement is ignored, as memberlist does.
+    Conflict { member: Member, other: SocketAddr },
 }
 
 /// What the runtime must do.
@@ -68,6 +72,14 @@ pub enum Output {
     /// Exchange full state with `to` over a stream: send [`Swim::local_state`], and give the
     /// reply to [`Swim::merge_remote_state`].
     PushPull { to: SocketAddr, join: bool },
+    /// Ping `node` at `to` over a stream (memberlist's TCP fallback), giving up at `deadline`;
+    /// on an ack with `seq_no`, call [`Swim::stream_ack`].
+    StreamPing {
+        to: SocketAddr,
+        seq_no: u32,
+        node: String,
+        deadline: Duration,
+    },
     /// Membership changed.
     Event(Event),
     /// Application data another member broadcast.
@@ -89,6 +101,8 @@ struct Probe {
     indirect_sent: bool,
     expected_nacks: u32,
     nacks: u32,
+    /// The fallback stream ping was answered.
+    stream_acked: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -167,7 +181,11 @@ impl Swim {
             vsn,
         };
         let mut swim = Swim {
-            awareness: Awareness::new(config.awareness_max_multiplier),
+            awareness: Awareness::new(if config.lifeguard {
+                config.awareness_max_multiplier
+            } else {
+                1 // a score stuck at 0: probes never stretch
+            }),
             next_probe: now + config.probe_interval,
             next_gossip: now + config.gossip_interval,
             next_push_pull: now + config.push_pull_interval,
@@ -439,8 +457,20 @@ impl Swim {
     }
 
     fn on_alive(&mut self, a: &Alive, now: Duration) {
+        let Some(addr) = socket_addr(&a.addr, a.port) else {
+            return;
+        };
         if a.node == self.me {
             let me = &self.members[&self.me];
+            if addr != me.addr {
+                // Someone else uses our name: report it, do not fight over the name.
+                let member = me.clone();
+                self.out.push(Output::Event(Event::Conflict {
+                    member,
+                    other: addr,
+                }));
+                return;
+            }
             if self.leaving || a.incarnation < me.incarnation {
                 return;
             }
@@ -449,9 +479,6 @@ impl Swim {
             }
             return;
         }
-        let Some(addr) = socket_addr(&a.addr, a.port) else {
-            return;
-        };
         match self.members.get(&a.node).cloned() {
             None => {
                 let m = Member {
@@ -476,6 +503,15 @@ impl Swim {
                 self.out.push(Output::Event(Event::Join(m)));
             }
             Some(old) => {
+                let live = matches!(old.state, NodeState::Alive | NodeState::Suspect);
+                if live && old.addr != addr {
+                    // memberlist keeps the member it knows and reports the other.
+                    self.out.push(Output::Event(Event::Conflict {
+                        member: old,
+                        other: addr,
+                    }));
+                    return;
+                }
                 if a.incarnation <= old.incarnation {
                     return;
                 }
@@ -702,7 +738,7 @@ impl Swim {
             ..Ping::default()
         });
         let mut messages = vec![ping];
-        if target.state == NodeState::Suspect {
+        if target.state == NodeState::Suspect && self.config.lifeguard {
             // Lifeguard's buddy system: tell the suspect at once, so it can refute.
             messages.push(Message::Suspect(Suspect {
                 incarnation: target.incarnation,
@@ -720,6 +756,7 @@ impl Swim {
             indirect_sent: false,
             expected_nacks: 0,
             nacks: 0,
+            stream_acked: false,
         });
         self.send(target.addr, messages);
     }
@@ -755,9 +792,22 @@ impl Swim {
                 probe.indirect_sent = true;
                 probe.expected_nacks = helpers.len() as u32;
             }
+            // memberlist pings members that speak protocol 3 or later over TCP as well, so a
+            // member cut off from UDP alone is not declared dead.
+            if self.config.tcp_pings && target.vsn.get(1).is_some_and(|&pmax| pmax >= 3) {
+                self.out.push(Output::StreamPing {
+                    to: target.addr,
+                    seq_no: p.seq_no,
+                    node: target.name.clone(),
+                    deadline: p.deadline,
+                });
+            }
         }
         if now >= p.deadline {
             self.probe = None;
+            if p.stream_acked {
+                return; // reachable over TCP only: memberlist warns and neither suspects nor scores
+            }
             // Lifeguard: a failed probe, and each missing nack, count against our own health.
             let missing = p.expected_nacks.saturating_sub(p.nacks);
             self.awareness.apply(1 + missing as i32);
@@ -772,6 +822,13 @@ impl Swim {
                     now,
                 );
             }
+        }
+    }
+
+    /// The fallback stream ping with `seq_no` was answered.
+    pub fn stream_ack(&mut self, seq_no: u32) {
+        if let Some(p) = self.probe.as_mut().filter(|p| p.seq_no == seq_no) {
+            p.stream_acked = true;
         }
     }
 
@@ -884,6 +941,8 @@ mod tests {
         user: Vec<(usize, Vec<u8>)>,
         /// Members below this index cannot reach the others, and back (a partition).
         split: Option<usize>,
+        /// Members whose UDP is dropped both ways while their TCP still works.
+        udp_cut: Vec<bool>,
     }
 
     fn addr(i: usize) -> SocketAddr {
@@ -914,6 +973,7 @@ mod tests {
                 events: Vec::new(),
                 user: Vec::new(),
                 split: None,
+                udp_cut: vec![false; n],
             }
         }
 
@@ -932,8 +992,15 @@ mod tests {
                 }
                 match o {
                     Output::Packet { to, messages } => {
-                        if !self.cut(i, Net::index(to)) {
+                        let j = Net::index(to);
+                        if !self.cut(i, j) && !self.udp_cut[i] && !self.udp_cut[j] {
                             self.in_flight.push((i, to, messages));
+                        }
+                    }
+                    Output::StreamPing { to, seq_no, .. } => {
+                        let j = Net::index(to);
+                        if !self.down[j] && !self.cut(i, j) {
+                            self.nodes[i].stream_ack(seq_no);
                         }
                     }
                     Output::PushPull { to, join } => {
@@ -1012,6 +1079,85 @@ mod tests {
             });
             assert!(took.is_some(), "the cluster did not converge");
             net
+        }
+    }
+
+    #[test]
+    fn a_member_cut_off_from_udp_alone_is_kept_alive_by_tcp_pings() {
+        for tcp_pings in [true, false] {
+            let config = Config {
+                tcp_pings,
+                ..Config::local()
+            };
+            let mut net = Net::joined(5, &config);
+            net.events.clear();
+            net.udp_cut[4] = true;
+            net.run_for(Duration::from_secs(10));
+            let suspected = net
+                .events
+                .iter()
+                .any(|(i, e)| *i != 4 && matches!(e, Event::Suspect(n) if n == "n4"));
+            assert_eq!(suspected, !tcp_pings, "tcp_pings={tcp_pings}");
+        }
+    }
+
+    #[test]
+    fn a_name_taken_by_a_live_member_is_reported_as_a_conflict_on_both_sides() {
+        let mut net = Net::joined(3, &Config::local());
+        let mut imposter = Swim::new(
+            Config::local(),
+            "n0",
+            addr(9),
+            Vec::new(),
+            vec![1, 5, 2, 2, 5, 4],
+            9,
+            net.now,
+        )
+        .unwrap();
+        let theirs = net.nodes[1].local_state(false);
+        imposter.merge_remote_state(&theirs, net.now);
+        let conflicts: Vec<Event> = imposter
+            .drain()
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Event(e @ Event::Conflict { .. }) => Some(e),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            matches!(&conflicts[..], [Event::Conflict { member, other }]
+                if member.addr == addr(9) && *other == addr(0)),
+            "{conflicts:?}"
+        );
+        net.nodes[1].merge_remote_state(&imposter.local_state(true), net.now);
+        let seen = net.nodes[1].drain();
+        assert!(seen.iter().any(|o| matches!(o,
+            Output::Event(Event::Conflict { member, other })
+                if member.addr == addr(0) && *other == addr(9))));
+        assert_eq!(
+            net.nodes[1].member("n0").unwrap().addr,
+            addr(0),
+            "the known one is kept"
+        );
+    }
+
+    #[test]
+    fn without_lifeguard_probes_never_stretch_and_suspicion_is_fixed() {
+        for lifeguard in [true, false] {
+            let config = Config {
+                lifeguard,
+                ..Config::local()
+            };
+            let mut net = Net::joined(4, &config);
+            // Everyone else stops: node 0's probes fail, which Lifeguard reads as its own ill
+            // health (missed nacks from the members it asked).
+            for i in 1..4 {
+                net.down[i] = true;
+            }
+            net.run_for(Duration::from_secs(3));
+            let (min, max) = config.suspicion_timeouts(100);
+            assert_eq!(net.nodes[0].health_score() > 0, lifeguard);
+            assert_eq!(min == max, !lifeguard);
         }
     }
 
