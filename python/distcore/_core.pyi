@@ -579,8 +579,15 @@ def simulate(
     crashes: int = 1,
     crash_at: float = 5.0,
     partition: tuple[float, float] | None = None,
+    slow: int = 0,
+    slow_delay: float = 0.0,
+    pause: float = 0.0,
+    pause_every: float = 10.0,
     config: GossipConfig | None = None,
 ) -> dict[str, Any]: ...
+def epidemic(
+    nodes: int, *, fanout: int = 3, loss: float = 0.0, seed: int = 0, max_rounds: int = 200
+) -> dict[str, dict[str, Any]]: ...
 def encode_serf_tags(tags: Mapping[str, str]) -> bytes: ...
 def decode_serf_tags(meta: bytes) -> dict[str, str]: ...
 

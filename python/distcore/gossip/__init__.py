@@ -8,12 +8,13 @@
 - :class:`Node` is a member on asyncio (``await Node.start(name, seeds=[...])``): SWIM with
   Lifeguard from the Rust state machine :class:`SwimStateMachine`, which it drives;
   :class:`BackgroundNode` runs one on a thread for synchronous code;
-- :func:`simulate` runs whole clusters of that state machine on a simulated network.
+- :func:`simulate` runs whole clusters of that state machine (up to a million members) on a
+  simulated network; :func:`epidemic` isolates push, pull and push-pull spread in rounds.
 
 See ``docs/gossip.md``.
 """
 
-from distcore._core import GossipConfig, SwimStateMachine, simulate
+from distcore._core import GossipConfig, SwimStateMachine, epidemic, simulate
 from distcore.gossip import wire
 from distcore.gossip._node import BackgroundNode, Member, MemberEvent, Node
 
@@ -24,6 +25,7 @@ __all__ = [
     "MemberEvent",
     "Node",
     "SwimStateMachine",
+    "epidemic",
     "simulate",
     "wire",
 ]

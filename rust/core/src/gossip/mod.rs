@@ -8,7 +8,9 @@
 
 pub mod awareness;
 pub mod config;
+pub mod epidemic;
 pub mod keyring;
+pub mod members;
 pub mod msgpack;
 pub mod packet;
 pub mod queue;

@@ -3,30 +3,45 @@
 //! about the same subject (a node's alive/suspect/dead) replacing the older one.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use super::config::retransmit_limit;
+use super::wire::Message;
 
 /// Queue order: fewest transmits first, then longest message, then newest (memberlist's).
 type Key = (usize, Reverse<usize>, Reverse<u64>);
 
 #[derive(Debug, Clone)]
-struct Item {
+struct Item<M> {
     subject: Option<String>,
-    message: Vec<u8>,
+    message: M,
+    size: usize,
 }
 
-/// Broadcasts waiting to be piggybacked.
-#[derive(Debug, Clone, Default)]
-pub struct BroadcastQueue {
-    items: BTreeMap<Key, Item>,
+/// Broadcasts waiting to be piggybacked: messages of type `M` (the state machine keeps them
+/// decoded, with their encoded size, so nothing is encoded and decoded again to piggyback them).
+#[derive(Debug, Clone)]
+pub struct BroadcastQueue<M = Vec<u8>> {
+    items: BTreeMap<Key, Item<M>>,
     by_subject: HashMap<String, Key>,
     next_id: u64,
 }
 
-impl BroadcastQueue {
+impl<M> Default for BroadcastQueue<M> {
+    fn default() -> Self {
+        BroadcastQueue {
+            items: BTreeMap::new(),
+            by_subject: HashMap::default(),
+            next_id: 0,
+        }
+    }
+}
+
+impl<M: Clone> BroadcastQueue<M> {
     /// An empty queue.
-    pub fn new() -> BroadcastQueue {
+    pub fn new() -> BroadcastQueue<M> {
         BroadcastQueue::default()
     }
 
@@ -40,16 +55,16 @@ impl BroadcastQueue {
         self.items.is_empty()
     }
 
-    /// Queues `message`; with a `subject` (e.g. a node name) it replaces a queued message about
-    /// the same subject.
-    pub fn push(&mut self, subject: Option<&str>, message: Vec<u8>) {
+    /// Queues `message`, `size` bytes on the wire; with a `subject` (e.g. a node name) it
+    /// replaces a queued message about the same subject.
+    pub fn push(&mut self, subject: Option<&str>, message: M, size: usize) {
         if let Some(s) = subject {
             if let Some(old) = self.by_subject.remove(s) {
                 self.items.remove(&old);
             }
         }
         self.next_id += 1;
-        let key = (0, Reverse(message.len()), Reverse(self.next_id));
+        let key = (0, Reverse(size), Reverse(self.next_id));
         if let Some(s) = subject {
             self.by_subject.insert(s.to_owned(), key);
         }
@@ -58,6 +73,7 @@ impl BroadcastQueue {
             Item {
                 subject: subject.map(str::to_owned),
                 message,
+                size,
             },
         );
     }
@@ -72,7 +88,7 @@ impl BroadcastQueue {
         limit: usize,
         num_nodes: usize,
         retransmit_mult: u32,
-    ) -> Vec<Vec<u8>> {
+    ) -> Vec<M> {
         let max_transmits = retransmit_limit(retransmit_mult, num_nodes);
         let mut used = 0;
         let mut taken = Vec::new();
@@ -83,24 +99,30 @@ impl BroadcastQueue {
             if free == 0 {
                 break;
             }
-            if item.message.len() <= free {
-                used += overhead + item.message.len();
+            if item.size <= free {
+                used += overhead + item.size;
                 taken.push(*key);
             }
         }
         let mut out = Vec::with_capacity(taken.len());
         for key in taken {
             let item = self.items.remove(&key).expect("taken from the map");
-            if let Some(s) = &item.subject {
-                self.by_subject.remove(s);
-            }
             out.push(item.message.clone());
             let transmits = key.0 + 1;
-            if transmits < max_transmits {
-                let next = (transmits, key.1, key.2);
-                if let Some(s) = &item.subject {
-                    self.by_subject.insert(s.clone(), next);
+            let next = (transmits < max_transmits).then_some((transmits, key.1, key.2));
+            if let Some(s) = &item.subject {
+                match next {
+                    Some(next) => {
+                        if let Some(k) = self.by_subject.get_mut(s) {
+                            *k = next;
+                        }
+                    }
+                    None => {
+                        self.by_subject.remove(s);
+                    }
                 }
+            }
+            if let Some(next) = next {
                 self.items.insert(next, item);
             }
         }
@@ -108,16 +130,29 @@ impl BroadcastQueue {
     }
 }
 
+impl BroadcastQueue<Message> {
+    /// Queues a message, sized by its encoding.
+    pub fn push_message(&mut self, subject: Option<&str>, message: Message) {
+        let size = message.encoded_len();
+        self.push(subject, message, size);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn push(q: &mut BroadcastQueue, subject: Option<&str>, message: Vec<u8>) {
+        let size = message.len();
+        q.push(subject, message, size);
+    }
+
     #[test]
     fn least_sent_longest_newest_first_and_retransmit_limit() {
         let mut q = BroadcastQueue::new();
-        q.push(Some("a"), b"alive a".to_vec());
-        q.push(None, b"user message, longer".to_vec());
-        q.push(None, b"user 2".to_vec());
+        push(&mut q, Some("a"), b"alive a".to_vec());
+        push(&mut q, None, b"user message, longer".to_vec());
+        push(&mut q, None, b"user 2".to_vec());
         // Longest first at equal transmits.
         let first = q.take(2, 1400, 3, 1);
         assert_eq!(
@@ -131,8 +166,8 @@ mod tests {
         // retransmit_mult 1 with 3 nodes: ceil(log10 4) = 1 transmit each.
         assert!(q.is_empty());
 
-        q.push(Some("a"), b"alive a".to_vec());
-        q.push(Some("a"), b"dead a".to_vec());
+        push(&mut q, Some("a"), b"alive a".to_vec());
+        push(&mut q, Some("a"), b"dead a".to_vec());
         assert_eq!(q.len(), 1, "a newer message about a replaces the older");
         // retransmit_mult 2, 10 nodes: ceil(log10 11) = 2 -> 4 transmits.
         for _ in 0..4 {
@@ -144,9 +179,9 @@ mod tests {
     #[test]
     fn only_what_fits_is_taken() {
         let mut q = BroadcastQueue::new();
-        q.push(None, vec![1; 100]);
-        q.push(None, vec![2; 50]);
-        q.push(None, vec![3; 10]);
+        push(&mut q, None, vec![1; 100]);
+        push(&mut q, None, vec![2; 50]);
+        push(&mut q, None, vec![3; 10]);
         let got = q.take(2, 70, 5, 4);
         assert_eq!(got, vec![vec![2; 50], vec![3; 10]]);
         // The 100-byte message is still first in line (never sent), the others went once.

@@ -1,22 +1,28 @@
 //! A deterministic simulator: whole clusters of the real [`Swim`] state machine on a simulated
 //! network with latency, jitter, loss and partitions, on a virtual clock.
 //!
-//! Every member holds the full membership (as memberlist does), so memory grows with `n²`: a few
-//! thousand members fit comfortably.
+//! Every member holds the full membership, as memberlist does, but the members' views are
+//! copy-on-write over one shared table of the converged cluster (see [`super::members`]): memory
+//! grows with the number of changes each member has seen, not with `n²`, so 100,000 members fit.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
 use super::config::Config;
-use super::swim::{Event, Output, Swim};
+use super::members::SharedTable;
+use super::swim::{Event, Member, Output, Swim};
 use super::wire::Message;
-use super::{NodeState, PushNodeState, PushPull};
+use super::NodeState;
 use crate::error::{Error, Result};
+
+/// The most members a simulation accepts.
+pub const MAX_NODES: usize = 1_000_000;
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -38,6 +44,14 @@ pub struct SimConfig {
     pub crash_at: Duration,
     /// Split the cluster in two halves from `partition.0` until `partition.1`.
     pub partition: Option<(Duration, Duration)>,
+    /// Slow members (members 1 to `slow`): each handles every packet `slow_delay` late (a
+    /// process starved of CPU), and stops for `pause` once every `pause_every` (each at its own
+    /// phase), as a process stopped by a long GC or SIGSTOP would. What arrives meanwhile waits
+    /// in its socket buffer and is handled when it resumes.
+    pub slow: usize,
+    pub slow_delay: Duration,
+    pub pause: Duration,
+    pub pause_every: Duration,
     pub swim: Config,
 }
 
@@ -51,16 +65,41 @@ pub struct SimReport {
     pub detection: Vec<(Option<Duration>, Option<Duration>)>,
     /// Dead events about members that had not crashed (false positives), counted per viewer.
     pub false_positives: usize,
+    /// Suspect events about healthy members (neither crashed nor slow), counted per viewer.
+    pub false_suspicions: usize,
     pub packets: u64,
     pub bytes: u64,
     /// Simulated seconds actually run.
     pub seconds: f64,
 }
 
+/// A packet in flight, ordered by arrival time, then by when it was sent (deterministic).
 struct Packet {
+    at: Duration,
+    id: u64,
     to: usize,
     from: SocketAddr,
     messages: Vec<Message>,
+}
+
+impl PartialEq for Packet {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.id) == (other.at, other.id)
+    }
+}
+
+impl Eq for Packet {}
+
+impl PartialOrd for Packet {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Packet {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.id).cmp(&(other.at, other.id))
+    }
 }
 
 fn addr(i: usize) -> SocketAddr {
@@ -88,13 +127,6 @@ pub fn simulate(cfg: &SimConfig) -> Result<SimReport> {
     Ok(sim.finish())
 }
 
-fn ip_of(i: usize) -> Vec<u8> {
-    match addr(i).ip() {
-        std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
-        std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
-    }
-}
-
 struct Sim<'a> {
     cfg: &'a SimConfig,
     rng: SmallRng,
@@ -103,8 +135,9 @@ struct Sim<'a> {
     /// Members from this index on crash at `crash_at`.
     crashed_from: usize,
     wake: BinaryHeap<Reverse<(Duration, usize)>>,
-    in_flight: BinaryHeap<Reverse<(Duration, u64)>>,
-    packets: HashMap<u64, Packet>,
+    /// When each member is due to wake; older entries in `wake` are stale and skipped.
+    scheduled: Vec<Duration>,
+    in_flight: BinaryHeap<Reverse<Packet>>,
     next_id: u64,
     report: SimReport,
     learnt: Vec<Option<Duration>>,
@@ -117,9 +150,9 @@ struct Sim<'a> {
 impl<'a> Sim<'a> {
     fn new(cfg: &'a SimConfig) -> Result<Sim<'a>> {
         let n = cfg.nodes;
-        if !(2..=20_000).contains(&n) {
+        if !(2..=MAX_NODES).contains(&n) {
             return Err(Error::InvalidArgument(format!(
-                "the simulator runs 2 to 20000 members (full membership per member), got {n}"
+                "the simulator runs 2 to {MAX_NODES} members, got {n}"
             )));
         }
         if !(0.0..1.0).contains(&cfg.loss) {
@@ -129,45 +162,39 @@ impl<'a> Sim<'a> {
             )));
         }
         let mut rng = SmallRng::seed_from_u64(cfg.seed);
-        let vsn = vec![1, 5, 2, 2, 5, 4];
-        // Start converged: every member knows every other (as after a round of push-pulls).
-        let everyone = PushPull {
-            join: false,
-            nodes: (0..n)
-                .map(|i| PushNodeState {
+        // Start converged: every member knows every other (as after a round of push-pulls), and
+        // a long-converged cluster has nothing left to gossip.
+        let table = Arc::new(SharedTable::new(
+            (0..n)
+                .map(|i| Member {
                     name: format!("n{i}"),
-                    addr: ip_of(i),
-                    port: 7946,
+                    addr: addr(i),
                     meta: Vec::new(),
                     incarnation: 1,
                     state: NodeState::Alive,
-                    vsn: vsn.clone(),
+                    since: Duration::ZERO,
+                    vsn: vec![1, 5, 2, 2, 5, 4],
                 })
                 .collect(),
-            user_state: Vec::new(),
-        };
+        ));
         let mut nodes: Vec<Swim> = Vec::with_capacity(n);
         for i in 0..n {
             // Stagger the timers so members do not all probe in the same instant.
             let start = Duration::from_micros(rng.random_range(0..1_000_000));
-            let mut s = Swim::new(
+            nodes.push(Swim::with_table(
                 cfg.swim.clone(),
+                &table,
                 &format!("n{i}"),
-                addr(i),
-                Vec::new(),
-                vsn.clone(),
                 cfg.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                 start,
-            )?;
-            s.merge_remote_state(&everyone, Duration::ZERO);
-            s.drain();
-            // A long-converged cluster has nothing left to gossip.
-            s.clear_broadcasts();
-            nodes.push(s);
+            )?);
         }
         let crashed_from = n - cfg.crashes.min(n - 1);
-        let wake = (0..n)
-            .map(|i| Reverse((nodes[i].next_deadline(), i)))
+        let scheduled: Vec<Duration> = nodes.iter().map(Swim::next_deadline).collect();
+        let wake = scheduled
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| Reverse((t, i)))
             .collect();
         Ok(Sim {
             cfg,
@@ -176,8 +203,8 @@ impl<'a> Sim<'a> {
             alive: vec![true; n],
             crashed_from,
             wake,
+            scheduled,
             in_flight: BinaryHeap::new(),
-            packets: HashMap::new(),
             next_id: 0,
             report: SimReport {
                 detection: vec![(None, None); n - crashed_from],
@@ -202,12 +229,13 @@ impl<'a> Sim<'a> {
     fn step(&mut self) -> Result<()> {
         let end = self.cfg.duration;
         let next_wake = self.wake.peek().map_or(end, |r| r.0 .0);
-        let next_packet = self.in_flight.peek().map_or(end, |r| r.0 .0);
+        let next_packet = self.in_flight.peek().map_or(end, |r| r.0.at);
         self.now = next_wake.min(next_packet).min(end);
         if !self.updated && self.now >= self.cfg.update_at {
             self.updated = true;
             self.nodes[0].update_meta(b"v2".to_vec())?;
             self.learnt[0] = Some(Duration::ZERO);
+            self.reschedule(0);
         }
         if !self.crashed && self.cfg.crashes > 0 && self.now >= self.cfg.crash_at {
             self.crashed = true;
@@ -218,25 +246,59 @@ impl<'a> Sim<'a> {
             return Ok(());
         }
         if next_packet <= next_wake {
-            let Some(Reverse((_, id))) = self.in_flight.pop() else {
+            let Some(Reverse(mut p)) = self.in_flight.pop() else {
                 return Ok(());
             };
-            let p = self.packets.remove(&id).expect("queued packet");
-            if self.alive[p.to] {
+            if let Some(resume) = self.paused_until(p.to) {
+                p.at = resume; // waits in the socket buffer
+                self.in_flight.push(Reverse(p));
+            } else if self.alive[p.to] {
                 self.nodes[p.to].handle_packet(p.from, &p.messages, self.now);
                 self.route(p.to);
+                self.reschedule(p.to);
             }
-        } else if let Some(Reverse((_, i))) = self.wake.pop() {
+        } else if let Some(Reverse((t, i))) = self.wake.pop() {
+            if t != self.scheduled[i] {
+                return Ok(()); // superseded by an earlier wake
+            }
+            if let Some(resume) = self.paused_until(i) {
+                self.scheduled[i] = resume;
+                self.wake.push(Reverse((resume, i)));
+                return Ok(());
+            }
             if self.alive[i] {
                 self.nodes[i].tick(self.now);
                 self.route(i);
             }
-            let next = self.nodes[i]
-                .next_deadline()
-                .max(self.now + Duration::from_millis(1));
-            self.wake.push(Reverse((next, i)));
+            self.scheduled[i] = Duration::MAX;
+            self.reschedule(i);
         }
         Ok(())
+    }
+
+    /// When member `i`, if paused now, resumes.
+    fn paused_until(&self, i: usize) -> Option<Duration> {
+        let cfg = self.cfg;
+        if i == 0 || i > cfg.slow || cfg.pause.is_zero() || cfg.pause_every.is_zero() {
+            return None;
+        }
+        let every = cfg.pause_every.as_nanos() as u64;
+        // A fixed, spread-out phase per member (Fibonacci hashing of its index).
+        let phase = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) % every;
+        let into = (self.now.as_nanos() as u64 + every - phase) % every;
+        let pause = cfg.pause.as_nanos() as u64;
+        (into < pause).then(|| self.now + Duration::from_nanos(pause - into))
+    }
+
+    /// Wakes member `i` earlier if what it just handled brought its next deadline forward.
+    fn reschedule(&mut self, i: usize) {
+        let next = self.nodes[i]
+            .next_deadline()
+            .max(self.now + Duration::from_millis(1));
+        if next < self.scheduled[i] {
+            self.scheduled[i] = next;
+            self.wake.push(Reverse((next, i)));
+        }
     }
 
     fn route(&mut self, i: usize) {
@@ -247,17 +309,35 @@ impl<'a> Sim<'a> {
                     // A stream exchange, done at once when both ends are up and connected.
                     let Some(j) = index(to) else { continue };
                     if j < self.cfg.nodes && self.alive[j] && !self.cut(i, j) {
-                        let mine = self.nodes[i].local_state(false);
-                        let theirs = self.nodes[j].local_state(false);
+                        let mine = self.nodes[i].state_for(&self.nodes[j], false);
+                        let theirs = self.nodes[j].state_for(&self.nodes[i], false);
                         self.nodes[j].merge_remote_state(&mine, self.now);
                         self.nodes[i].merge_remote_state(&theirs, self.now);
-                        self.nodes[j].drain();
+                        // The other end's events count too (a verdict learnt by push-pull).
+                        self.route(j);
+                        self.reschedule(j);
                     }
                 }
-                Output::StreamPing { to, seq_no, .. } => {
-                    // A TCP ping: answered at once when the member is up and reachable.
+                Output::StreamPing {
+                    to,
+                    seq_no,
+                    deadline,
+                    ..
+                } => {
+                    // A TCP ping: answered when the member is up, running and reachable (a
+                    // stopped process's kernel accepts the connection but nobody answers), and
+                    // in time if the round trip, slow ends included, beats the probe's deadline.
+                    // TCP does not lose packets; it retransmits, which the round trip ignores.
                     let Some(j) = index(to) else { continue };
-                    if j < self.cfg.nodes && self.alive[j] && !self.cut(i, j) {
+                    let slow = |k: usize| (1..=self.cfg.slow).contains(&k);
+                    let rtt = self.cfg.latency * 2
+                        + self.cfg.slow_delay * (u32::from(slow(i)) + u32::from(slow(j)));
+                    if j < self.cfg.nodes
+                        && self.alive[j]
+                        && !self.cut(i, j)
+                        && self.paused_until(j).is_none()
+                        && self.now + rtt < deadline
+                    {
                         self.nodes[i].stream_ack(seq_no);
                     }
                 }
@@ -270,31 +350,28 @@ impl<'a> Sim<'a> {
     fn send(&mut self, i: usize, to: SocketAddr, messages: Vec<Message>) {
         let Some(j) = index(to) else { return };
         self.report.packets += 1;
-        self.report.bytes += messages
-            .iter()
-            .map(|m| m.encode().len() as u64)
-            .sum::<u64>();
+        self.report.bytes += messages.iter().map(|m| m.encoded_len() as u64).sum::<u64>();
         if j >= self.cfg.nodes || self.rng.random_bool(self.cfg.loss) || self.cut(i, j) {
             return;
         }
         let jitter = self.cfg.jitter.as_nanos() as u64;
-        let delay = self.cfg.latency
+        let mut delay = self.cfg.latency
             + Duration::from_nanos(if jitter == 0 {
                 0
             } else {
                 self.rng.random_range(0..jitter)
             });
+        if (1..=self.cfg.slow).contains(&j) {
+            delay += self.cfg.slow_delay;
+        }
         self.next_id += 1;
-        self.packets.insert(
-            self.next_id,
-            Packet {
-                to: j,
-                from: addr(i),
-                messages,
-            },
-        );
-        self.in_flight
-            .push(Reverse((self.now + delay, self.next_id)));
+        self.in_flight.push(Reverse(Packet {
+            at: self.now + delay,
+            id: self.next_id,
+            to: j,
+            from: addr(i),
+            messages,
+        }));
     }
 
     fn on_event(&mut self, i: usize, e: &Event) {
@@ -315,6 +392,8 @@ impl<'a> Sim<'a> {
                     }
                 } else if dead {
                     self.report.false_positives += 1;
+                } else if !(1..=self.cfg.slow).contains(&k) {
+                    self.report.false_suspicions += 1;
                 }
             }
             Event::Update(m) if m.name == "n0" && self.updated && self.learnt[i].is_none() => {
@@ -353,6 +432,10 @@ mod tests {
             crashes: 1,
             crash_at: Duration::from_secs(5),
             partition: None,
+            slow: 0,
+            slow_delay: Duration::ZERO,
+            pause: Duration::ZERO,
+            pause_every: Duration::ZERO,
             swim: Config::lan(),
         }
     }

@@ -10,16 +10,18 @@
 //! the suspicion); broadcasts piggybacked on every packet and gossiped to `gossip_nodes` members
 //! every `gossip_interval`; a push-pull with a random member every scaled `push_pull_interval`.
 
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap as HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
-use rand::seq::SliceRandom;
-use rand::{RngExt, SeedableRng};
+use rand::seq::IndexedRandom;
+use rand::SeedableRng;
 
 use super::awareness::Awareness;
 use super::config::Config;
+use super::members::{Members, ProbeOrder, SharedTable};
 use super::queue::BroadcastQueue;
 use super::suspicion::Suspicion;
 use super::wire::{Alive, Dead, IndirectPing, Message, Ping, Suspect};
@@ -117,21 +119,19 @@ struct Relay {
 pub struct Swim {
     config: Config,
     me: String,
-    members: BTreeMap<String, Member>,
-    probe_order: Vec<String>,
-    probe_index: usize,
+    me_slot: u32,
+    members: Members,
+    probe_order: ProbeOrder,
     seq_no: u32,
     awareness: Awareness,
     suspicions: HashMap<String, Suspicion>,
     probe: Option<Probe>,
     relays: HashMap<u32, Relay>,
-    queue: BroadcastQueue,
+    queue: BroadcastQueue<Message>,
     next_probe: Duration,
     next_gossip: Duration,
     next_push_pull: Duration,
     leaving: bool,
-    /// Members alive or suspect, this one included.
-    live: usize,
     rng: SmallRng,
     out: Vec<Output>,
 }
@@ -140,6 +140,18 @@ fn ip_bytes(ip: IpAddr) -> Vec<u8> {
     match ip {
         IpAddr::V4(v4) => v4.octets().to_vec(),
         IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
+
+fn push_node_state(m: &Member) -> PushNodeState {
+    PushNodeState {
+        name: m.name.clone(),
+        addr: ip_bytes(m.addr.ip()),
+        port: m.addr.port(),
+        meta: m.meta.clone(),
+        incarnation: m.incarnation,
+        state: m.state,
+        vsn: m.vsn.clone(),
     }
 }
 
@@ -180,7 +192,27 @@ impl Swim {
             since: now,
             vsn,
         };
-        let mut swim = Swim {
+        let table = Arc::new(SharedTable::new(vec![me]));
+        let mut swim = Swim::with_table(config, &table, name, seed, now)?;
+        swim.broadcast_alive_self();
+        Ok(swim)
+    }
+
+    /// A member named `name` whose view starts as `table` (where it must be), shared with other
+    /// members built from the same table: a simulation's converged cluster costs one table, not
+    /// one per member. Nothing is queued to broadcast.
+    pub fn with_table(
+        config: Config,
+        table: &Arc<SharedTable>,
+        name: &str,
+        seed: u64,
+        now: Duration,
+    ) -> Result<Swim> {
+        let members = Members::over(table.clone());
+        let me_slot = members.slot_of(name).ok_or_else(|| {
+            Error::InvalidArgument(format!("{name:?} is not in the membership table"))
+        })?;
+        Ok(Swim {
             awareness: Awareness::new(if config.lifeguard {
                 config.awareness_max_multiplier
             } else {
@@ -191,21 +223,18 @@ impl Swim {
             next_push_pull: now + config.push_pull_interval,
             config,
             me: name.to_owned(),
-            members: BTreeMap::from([(name.to_owned(), me)]),
-            probe_order: Vec::new(),
-            probe_index: 0,
+            me_slot,
+            members,
+            probe_order: ProbeOrder::default(),
             seq_no: 0,
-            suspicions: HashMap::new(),
+            suspicions: HashMap::default(),
             probe: None,
-            relays: HashMap::new(),
+            relays: HashMap::default(),
             queue: BroadcastQueue::new(),
             leaving: false,
-            live: 1,
             rng: SmallRng::seed_from_u64(seed),
             out: Vec::new(),
-        };
-        swim.broadcast_alive_self();
-        Ok(swim)
+        })
     }
 
     /// This node's name.
@@ -215,7 +244,7 @@ impl Swim {
 
     /// Every known member, this node included, by name.
     pub fn members(&self) -> impl Iterator<Item = &Member> {
-        self.members.values()
+        self.members.iter()
     }
 
     /// The member named `name`.
@@ -225,15 +254,11 @@ impl Swim {
 
     /// Members that are alive or suspect (kept up to date on every state change).
     pub fn live_count(&self) -> usize {
-        self.live
+        self.members.live()
     }
 
-    fn recount(&mut self) {
-        self.live = self
-            .members
-            .values()
-            .filter(|m| matches!(m.state, NodeState::Alive | NodeState::Suspect))
-            .count();
+    fn me_member(&self) -> &Member {
+        self.members.at(self.me_slot).expect("self is a member")
     }
 
     /// Drops every queued broadcast (for a simulation that starts from a long-converged cluster).
@@ -260,7 +285,7 @@ impl Swim {
 
     /// Queues application data for piggybacking (memberlist's user broadcasts).
     pub fn broadcast(&mut self, data: Vec<u8>) {
-        self.queue.push(None, Message::User(data).encode());
+        self.queue.push_message(None, Message::User(data));
     }
 
     /// Replaces this node's metadata and tells the cluster (a new incarnation).
@@ -271,9 +296,10 @@ impl Swim {
                 meta.len()
             )));
         }
-        let me = self.members.get_mut(&self.me).expect("self is a member");
-        me.meta = meta;
-        me.incarnation += 1;
+        self.members.modify(self.me_slot, |me| {
+            me.meta = meta;
+            me.incarnation += 1;
+        });
         self.broadcast_alive_self();
         Ok(())
     }
@@ -281,22 +307,21 @@ impl Swim {
     /// Leaves gracefully: tells the cluster this node left (a dead message from itself).
     pub fn leave(&mut self, now: Duration) {
         self.leaving = true;
-        let me = self.members.get_mut(&self.me).expect("self is a member");
-        me.state = NodeState::Left;
-        me.since = now;
-        self.recount();
-        let me = &self.members[&self.me];
+        let me = self.members.modify(self.me_slot, |me| {
+            me.state = NodeState::Left;
+            me.since = now;
+        });
         let dead = Dead {
             incarnation: me.incarnation,
             node: self.me.clone(),
             from: self.me.clone(),
         };
         self.queue
-            .push(Some(&self.me.clone()), Message::Dead(dead).encode());
+            .push_message(Some(&self.me.clone()), Message::Dead(dead));
     }
 
     fn broadcast_alive_self(&mut self) {
-        let me = &self.members[&self.me];
+        let me = self.me_member();
         let alive = Alive {
             incarnation: me.incarnation,
             node: me.name.clone(),
@@ -306,25 +331,33 @@ impl Swim {
             vsn: me.vsn.clone(),
         };
         let name = self.me.clone();
-        self.queue.push(Some(&name), Message::Alive(alive).encode());
+        self.queue.push_message(Some(&name), Message::Alive(alive));
     }
 
     /// This node's full state for a push-pull.
     pub fn local_state(&self, join: bool) -> PushPull {
         PushPull {
             join,
+            nodes: self.members.iter().map(push_node_state).collect(),
+            user_state: Vec::new(),
+        }
+    }
+
+    /// What this node sends `other` in a push-pull: its full state, or when both views are over
+    /// the same shared table, only the entries where either differs from it (merging the others
+    /// changes nothing, as both hold them). The simulator's push-pulls stay O(changes), not O(n).
+    pub fn state_for(&self, other: &Swim, join: bool) -> PushPull {
+        if !self.members.shares_table_with(&other.members) {
+            return self.local_state(join);
+        }
+        PushPull {
+            join,
             nodes: self
                 .members
-                .values()
-                .map(|m| PushNodeState {
-                    name: m.name.clone(),
-                    addr: ip_bytes(m.addr.ip()),
-                    port: m.addr.port(),
-                    meta: m.meta.clone(),
-                    incarnation: m.incarnation,
-                    state: m.state,
-                    vsn: m.vsn.clone(),
-                })
+                .differing_slots(&other.members)
+                .into_iter()
+                .filter_map(|s| self.members.at(s))
+                .map(push_node_state)
                 .collect(),
             user_state: Vec::new(),
         }
@@ -440,19 +473,21 @@ impl Swim {
     }
 
     fn set_state(&mut self, name: &str, state: NodeState, incarnation: u32, now: Duration) {
-        if let Some(m) = self.members.get_mut(name) {
-            m.state = state;
-            m.incarnation = incarnation;
-            m.since = now;
+        if let Some(slot) = self.members.slot_of(name) {
+            self.members.modify(slot, |m| {
+                m.state = state;
+                m.incarnation = incarnation;
+                m.since = now;
+            });
         }
-        self.recount();
     }
 
     fn refute(&mut self, incarnation: u32) {
         // Another member thinks we are suspect or dead: outbid it.
         self.awareness.apply(1);
-        let me = self.members.get_mut(&self.me).expect("self is a member");
-        me.incarnation = me.incarnation.max(incarnation) + 1;
+        self.members.modify(self.me_slot, |me| {
+            me.incarnation = me.incarnation.max(incarnation) + 1;
+        });
         self.broadcast_alive_self();
     }
 
@@ -461,7 +496,7 @@ impl Swim {
             return;
         };
         if a.node == self.me {
-            let me = &self.members[&self.me];
+            let me = self.me_member();
             if addr != me.addr {
                 // Someone else uses our name: report it, do not fight over the name.
                 let member = me.clone();
@@ -490,16 +525,9 @@ impl Swim {
                     since: now,
                     vsn: a.vsn.clone(),
                 };
-                self.members.insert(a.node.clone(), m.clone());
-                self.live += 1;
-                // A new member goes to a random place in the probe order, swapping the member
-                // there to the end (memberlist's trick: O(1), still a random order).
-                self.probe_order.push(a.node.clone());
-                let last = self.probe_order.len() - 1;
-                let at = self.rng.random_range(0..=last);
-                self.probe_order.swap(at, last);
+                self.members.insert(m.clone());
                 self.queue
-                    .push(Some(&a.node), Message::Alive(a.clone()).encode());
+                    .push_message(Some(&a.node), Message::Alive(a.clone()));
                 self.out.push(Output::Event(Event::Join(m)));
             }
             Some(old) => {
@@ -516,23 +544,23 @@ impl Swim {
                     return;
                 }
                 self.suspicions.remove(&a.node);
-                let m = self.members.get_mut(&a.node).expect("known member");
-                m.incarnation = a.incarnation;
-                m.addr = addr;
-                m.vsn.clone_from(&a.vsn);
-                let meta_changed = m.meta != a.meta;
-                m.meta.clone_from(&a.meta);
-                let revived = m.state != NodeState::Alive;
-                if revived {
-                    m.state = NodeState::Alive;
-                    m.since = now;
-                }
-                let m = m.clone();
-                if revived {
-                    self.recount();
-                }
+                let slot = self.members.slot_of(&a.node).expect("known member");
+                let meta_changed = old.meta != a.meta;
+                let m = self
+                    .members
+                    .modify(slot, |m| {
+                        m.incarnation = a.incarnation;
+                        m.addr = addr;
+                        m.vsn.clone_from(&a.vsn);
+                        m.meta.clone_from(&a.meta);
+                        if m.state != NodeState::Alive {
+                            m.state = NodeState::Alive;
+                            m.since = now;
+                        }
+                    })
+                    .clone();
                 self.queue
-                    .push(Some(&a.node), Message::Alive(a.clone()).encode());
+                    .push_message(Some(&a.node), Message::Alive(a.clone()));
                 let event = match old.state {
                     NodeState::Dead | NodeState::Left => Event::Join(m),
                     NodeState::Suspect => Event::Alive(m),
@@ -560,7 +588,7 @@ impl Swim {
         if let Some(sus) = self.suspicions.get_mut(&s.node) {
             if sus.confirm(&s.from) {
                 self.queue
-                    .push(Some(&s.node), Message::Suspect(s.clone()).encode());
+                    .push_message(Some(&s.node), Message::Suspect(s.clone()));
             }
             return;
         }
@@ -569,7 +597,7 @@ impl Swim {
         }
         self.set_state(&s.node, NodeState::Suspect, s.incarnation, now);
         self.queue
-            .push(Some(&s.node), Message::Suspect(s.clone()).encode());
+            .push_message(Some(&s.node), Message::Suspect(s.clone()));
         let n = self.live_count();
         let (min, max) = self.config.suspicion_timeouts(n);
         let k = self.config.suspicion_confirmations(n);
@@ -601,7 +629,7 @@ impl Swim {
         };
         self.set_state(&d.node, state, d.incarnation, now);
         self.queue
-            .push(Some(&d.node), Message::Dead(d.clone()).encode());
+            .push_message(Some(&d.node), Message::Dead(d.clone()));
         let event = if left {
             Event::Leave(d.node.clone())
         } else {
@@ -614,30 +642,28 @@ impl Swim {
     fn send(&mut self, to: SocketAddr, mut messages: Vec<Message>) {
         let used: usize = messages
             .iter()
-            .map(|m| m.encode().len() + COMPOUND_OVERHEAD)
+            .map(|m| m.encoded_len() + COMPOUND_OVERHEAD)
             .sum();
         let room = self
             .config
             .udp_buffer_size
             .saturating_sub(used + COMPOUND_HEADER);
         let n = self.live_count();
-        for raw in self
-            .queue
-            .take(COMPOUND_OVERHEAD, room, n, self.config.retransmit_mult)
-        {
-            if let Ok(m) = Message::decode(&raw) {
-                messages.push(m);
-            }
-        }
+        messages.extend(
+            self.queue
+                .take(COMPOUND_OVERHEAD, room, n, self.config.retransmit_mult),
+        );
         self.out.push(Output::Packet { to, messages });
     }
 
     /// The next time [`Swim::tick`] has work to do.
     pub fn next_deadline(&self) -> Duration {
-        let mut t = self
-            .next_probe
-            .min(self.next_gossip)
-            .min(self.next_push_pull);
+        let mut t = self.next_probe.min(self.next_push_pull);
+        if !self.queue.is_empty() {
+            // Gossip rounds only matter with something to spread: an idle member sleeps through
+            // them (the simulator's members wake ~3x less often).
+            t = t.min(self.next_gossip);
+        }
         if let Some(p) = &self.probe {
             t = t.min(if p.indirect_sent {
                 p.deadline
@@ -664,8 +690,15 @@ impl Swim {
             self.start_probe(now);
         }
         if now >= self.next_gossip {
-            self.next_gossip = now + self.config.gossip_interval;
-            self.gossip(now);
+            // memberlist's gossip ticker: rounds at fixed steps. A member that slept through
+            // rounds (nothing to send) resumes on the same grid, at the next step.
+            let interval = self.config.gossip_interval;
+            let late = now.saturating_sub(self.next_gossip);
+            let steps = (late.as_nanos() / interval.as_nanos().max(1)) as u32 + 1;
+            self.next_gossip += interval * steps;
+            if late < interval {
+                self.gossip(now);
+            }
         }
         if now >= self.next_push_pull {
             let n = self.live_count();
@@ -677,59 +710,52 @@ impl Swim {
             // declared dead, not left, before it is reaped. After a partition the two sides
             // otherwise stop talking once their broadcasts are spent, and stay split for good;
             // the exchange makes each side refute the other's verdict and the cluster heals.
-            if let Some((_, to)) = self.sample_peers(1, |m| m.state == NodeState::Dead).pop() {
+            let dead: Vec<u32> = self
+                .members
+                .down()
+                .filter(|&s| {
+                    self.members
+                        .at(s)
+                        .is_some_and(|m| m.state == NodeState::Dead)
+                })
+                .collect();
+            if let Some(to) = dead.choose(&mut self.rng).and_then(|&s| self.members.at(s)) {
+                let to = to.addr;
                 self.out.push(Output::PushPull { to, join: false });
             }
         }
         self.reap(now);
     }
 
-    /// Up to `k` random other members for which `keep` holds, as (name, address). Only the
-    /// chosen ones are copied: this runs every gossip round over the whole membership.
+    /// Up to `k` random other members for which `keep` holds, as (name, address).
     fn sample_peers(
         &mut self,
         k: usize,
         keep: impl Fn(&Member) -> bool,
     ) -> Vec<(String, SocketAddr)> {
-        let me = self.members[&self.me].addr;
-        let mut candidates: Vec<&Member> = self
-            .members
-            .values()
-            .filter(|m| m.addr != me && keep(m))
-            .collect();
-        let (chosen, _) = candidates.partial_shuffle(&mut self.rng, k);
-        chosen.iter().map(|m| (m.name.clone(), m.addr)).collect()
+        self.members
+            .sample(&mut self.rng, k, self.me_slot, keep)
+            .into_iter()
+            .filter_map(|s| self.members.at(s))
+            .map(|m| (m.name.clone(), m.addr))
+            .collect()
     }
 
     fn start_probe(&mut self, now: Duration) {
         if self.probe.is_some() || self.leaving {
             return;
         }
-        // Round-robin over a shuffled order; reshuffle after each full pass (SWIM's bound on
-        // time to first detection).
-        let mut tries = self.probe_order.len();
-        let target = loop {
-            if tries == 0 {
-                return;
-            }
-            tries -= 1;
-            if self.probe_index >= self.probe_order.len() {
-                self.probe_index = 0;
-                self.probe_order.retain(|n| self.members.contains_key(n));
-                self.probe_order.shuffle(&mut self.rng);
-                if self.probe_order.is_empty() {
-                    return;
-                }
-            }
-            let name = self.probe_order[self.probe_index].clone();
-            self.probe_index += 1;
-            if self
-                .members
-                .get(&name)
-                .is_some_and(|m| matches!(m.state, NodeState::Alive | NodeState::Suspect))
-            {
-                break self.members[&name].clone();
-            }
+        // Round-robin over a random order, a new one each pass (SWIM's bound on time to first
+        // detection); skip this node, empty slots and members not alive or suspect.
+        let slots = self.members.slots();
+        let target = (0..slots).find_map(|_| {
+            let slot = self.probe_order.next(&mut self.rng, slots)?;
+            let m = self.members.at(slot)?;
+            (slot != self.me_slot && matches!(m.state, NodeState::Alive | NodeState::Suspect))
+                .then(|| m.clone())
+        });
+        let Some(target) = target else {
+            return;
         };
         self.seq_no = self.seq_no.wrapping_add(1);
         let ping = Message::Ping(Ping {
@@ -774,7 +800,7 @@ impl Swim {
             let helpers = self.sample_peers(self.config.indirect_checks, |m| {
                 m.state == NodeState::Alive && m.name != target_name
             });
-            let me = self.members[&self.me].clone();
+            let me = self.me_member().clone();
             for (_, helper) in &helpers {
                 let req = IndirectPing {
                     seq_no: p.seq_no,
@@ -888,17 +914,12 @@ impl Swim {
         });
         let n = self.live_count();
         for t in targets {
-            let msgs: Vec<Message> = self
-                .queue
-                .take(
-                    COMPOUND_OVERHEAD,
-                    self.config.udp_buffer_size - COMPOUND_HEADER,
-                    n,
-                    self.config.retransmit_mult,
-                )
-                .iter()
-                .filter_map(|raw| Message::decode(raw).ok())
-                .collect();
+            let msgs = self.queue.take(
+                COMPOUND_OVERHEAD,
+                self.config.udp_buffer_size - COMPOUND_HEADER,
+                n,
+                self.config.retransmit_mult,
+            );
             if msgs.is_empty() {
                 return;
             }
@@ -911,15 +932,19 @@ impl Swim {
 
     fn reap(&mut self, now: Duration) {
         let dead_time = self.config.gossip_to_the_dead_time;
-        let me = self.me.clone();
-        let before = self.members.len();
-        self.members.retain(|name, m| {
-            *name == me
-                || matches!(m.state, NodeState::Alive | NodeState::Suspect)
-                || now.saturating_sub(m.since) < dead_time
-        });
-        if self.members.len() != before {
-            self.recount();
+        let due: Vec<u32> = self
+            .members
+            .down()
+            .filter(|&s| {
+                s != self.me_slot
+                    && self
+                        .members
+                        .at(s)
+                        .is_some_and(|m| now.saturating_sub(m.since) >= dead_time)
+            })
+            .collect();
+        for slot in due {
+            self.members.remove(slot);
         }
     }
 }

@@ -211,17 +211,37 @@ impl Message {
 
     /// The type byte and the msgpack body.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![self.kind()];
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// The size of [`Message::encode`]'s output, without allocating (for packet sizing and the
+    /// simulator's byte counts).
+    pub fn encoded_len(&self) -> usize {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        SCRATCH.with_borrow_mut(|buf| {
+            buf.clear();
+            self.encode_into(buf);
+            buf.len()
+        })
+    }
+
+    /// Appends the type byte and the msgpack body to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.push(self.kind());
         match self {
             Message::Ping(p) => {
                 let n = source_fields(2, &p.source_addr, p.source_port, &p.source_node);
-                let mut m = MapWriter::new(&mut out, n);
+                let mut m = MapWriter::new(out, n);
                 m.uint("SeqNo", u64::from(p.seq_no)).str("Node", &p.node);
                 write_source(&mut m, &p.source_addr, p.source_port, &p.source_node);
             }
             Message::IndirectPing(p) => {
                 let n = source_fields(5, &p.source_addr, p.source_port, &p.source_node);
-                let mut m = MapWriter::new(&mut out, n);
+                let mut m = MapWriter::new(out, n);
                 m.uint("SeqNo", u64::from(p.seq_no))
                     .bytes("Target", &p.target)
                     .uint("Port", u64::from(p.port))
@@ -230,27 +250,27 @@ impl Message {
                 write_source(&mut m, &p.source_addr, p.source_port, &p.source_node);
             }
             Message::Ack { seq_no, payload } => {
-                MapWriter::new(&mut out, 2)
+                MapWriter::new(out, 2)
                     .uint("SeqNo", u64::from(*seq_no))
                     .bytes("Payload", payload);
             }
             Message::Nack { seq_no } => {
-                MapWriter::new(&mut out, 1).uint("SeqNo", u64::from(*seq_no));
+                MapWriter::new(out, 1).uint("SeqNo", u64::from(*seq_no));
             }
             Message::Suspect(s) => {
-                MapWriter::new(&mut out, 3)
+                MapWriter::new(out, 3)
                     .uint("Incarnation", u64::from(s.incarnation))
                     .str("Node", &s.node)
                     .str("From", &s.from);
             }
             Message::Dead(d) => {
-                MapWriter::new(&mut out, 3)
+                MapWriter::new(out, 3)
                     .uint("Incarnation", u64::from(d.incarnation))
                     .str("Node", &d.node)
                     .str("From", &d.from);
             }
             Message::Alive(a) => {
-                MapWriter::new(&mut out, 6)
+                MapWriter::new(out, 6)
                     .uint("Incarnation", u64::from(a.incarnation))
                     .str("Node", &a.node)
                     .bytes("Addr", &a.addr)
@@ -260,10 +280,9 @@ impl Message {
             }
             Message::User(data) => out.extend_from_slice(data),
             Message::Err(e) => {
-                MapWriter::new(&mut out, 1).str("Error", e);
+                MapWriter::new(out, 1).str("Error", e);
             }
         }
-        out
     }
 
     /// Decodes one message (type byte and body); compound, compressed, CRC and encrypted
