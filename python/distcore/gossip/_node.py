@@ -91,6 +91,12 @@ def _member(d: dict[str, Any]) -> Member:
 class _Datagrams(asyncio.DatagramProtocol):
     def __init__(self, node: Node) -> None:
         self.node = node
+        # Set once the socket is really closed (a transport closes it on a later loop turn).
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         self.node._on_datagram(data, (addr[0], addr[1]))
@@ -134,6 +140,7 @@ class Node:
     _timer: asyncio.Task[None] | None
     _server: asyncio.Server
     _udp: asyncio.DatagramTransport
+    _udp_closed: asyncio.Future[None]
     _sm: SwimStateMachine
 
     def __init__(self) -> None:
@@ -197,7 +204,7 @@ class Node:
             server = await asyncio.start_server(self._on_stream, host, port)
             actual = server.sockets[0].getsockname()[1]
             try:
-                transport, _ = await loop.create_datagram_endpoint(
+                transport, protocol = await loop.create_datagram_endpoint(
                     lambda: _Datagrams(self), local_addr=(host, actual)
                 )
             except OSError:
@@ -209,6 +216,7 @@ class Node:
             break
         self._server = server
         self._udp = transport  # type: ignore[assignment]
+        self._udp_closed = protocol.closed
         self.address = (host, actual)
         self.config = config or GossipConfig.lan()
         try:
@@ -345,6 +353,7 @@ class Node:
         self._udp.close()
         self._server.close()
         await self._server.wait_closed()
+        await self._udp_closed
 
     def block(self, addresses: Iterable[Address], *, udp_only: bool = False) -> None:
         """Fault injection until :meth:`unblock`: drop the packets from and to these addresses
