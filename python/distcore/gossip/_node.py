@@ -108,7 +108,10 @@ class Node:
     Start one with ``await Node.start(name, bind=("127.0.0.1", 0), seeds=[...])``; it binds UDP
     and TCP on the same port (as memberlist does), joins through the seeds (a push-pull with
     each) and then probes, gossips and exchanges state on its own. Serf agents and other
-    memberlist members can join it and be joined by it.
+    memberlist members can join it and be joined by it. It answers and sends memberlist's TCP
+    fallback pings, keeps to its ``label`` if given, counts what it drops (:meth:`stats`), and
+    raises the errors of :mod:`distcore.exceptions` for bad input (:class:`JoinError`,
+    :class:`NameConflictError`, :class:`MetadataTooLargeError`, :class:`InvalidLabelError`).
 
     >>> import asyncio
     >>> async def main():
@@ -555,7 +558,7 @@ def _reason(e: BaseException) -> str:
     """An error as a few words (a bare TimeoutError or a refused connection says little)."""
     if isinstance(e, TimeoutError) and not str(e):
         return "timed out"
-    if isinstance(e, ConnectionRefusedError):
+    if isinstance(e, ConnectionRefusedError) and e.errno is not None:
         return "connection refused"
     return str(e) or type(e).__name__
 
