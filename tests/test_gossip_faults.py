@@ -82,6 +82,21 @@ def test_unreachable_seeds_fail_the_join_naming_them(caplog: pytest.LogCaptureFi
         assert isinstance(info.value, TimeoutError)
         assert isinstance(info.value, GossipError)
         assert other_tasks() == tasks_before  # no timer, no push-pull left running
+
+        # A seed that accepts the connection and never answers: timed out after tcp_timeout.
+        async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()
+            writer.close()
+
+        server = await asyncio.start_server(mute, "127.0.0.1", 0)
+        silent = ("127.0.0.1", server.sockets[0].getsockname()[1])
+        async with server:
+            with pytest.raises(JoinError) as info:
+                await Node.start("lonely", seeds=[silent, dead], config=CONFIG)
+        assert str(info.value) == (
+            f"could not join through any seed: 127.0.0.1:{silent[1]} (timed out), "
+            f"127.0.0.1:{dead[1]} (connection refused)"
+        )
         # One seed that answers is enough (as memberlist's Join); the others are logged.
         a = await Node.start("a", config=CONFIG)
         try:
@@ -190,16 +205,20 @@ def test_the_agent_cli_turns_these_errors_into_one_line() -> None:
         assert result.output.count("\n") == 1, result.output
 
     async def taken() -> None:
-        a = await Node.start("a", config=CONFIG)
+        a = await Node.start("a", config=CONFIG, label="blue")
         try:
             join = f"{a.address[0]}:{a.address[1]}"
+            argv = ["agent", "--name", "a", "--bind", bind, "--join", join]
+            # In the same cluster (so --label reached the node) the name is taken ...
             result = await asyncio.to_thread(
-                runner.invoke,
-                gossip_group,
-                ["agent", "--name", "a", "--bind", bind, "--join", join],
+                runner.invoke, gossip_group, [*argv, "--label", "blue"]
             )
             assert result.exit_code == EXIT_BAD_INPUT, result.output
             assert result.output == f"error: the name 'a' is held by a live member at {join}\n"
+            # ... and under another label the seed does not answer at all.
+            result = await asyncio.to_thread(runner.invoke, gossip_group, [*argv, "--label", "red"])
+            assert result.exit_code == EXIT_BAD_INPUT, result.output
+            assert result.output.startswith(f"error: could not join through any seed: {join}")
         finally:
             await a.shutdown()
 

@@ -160,6 +160,9 @@ def test_background_nodes_for_synchronous_code() -> None:
             while not got and time.monotonic() < deadline:
                 time.sleep(0.02)
             assert got == [b"from sync code"]
+            assert a.join([b.address]) == 1
+            stats = b.stats()
+            assert stats["packets_received"] > 0 and stats["packets_dropped"] == 0, stats
             b.leave()
             a.wait_for(lambda ms: next(m for m in ms if m.name == "s1").state == "left")
         assert not b._thread.is_alive()

@@ -415,14 +415,18 @@ class Node:
         self._stats[f"dropped_{reason}"] += 1
         if error is None:
             return  # blocked on purpose: not worth a log line
-        # A wrong key or label is a misconfigured peer and worth a warning, but a flood of bad
-        # packets must not flood the log: one warning per reason per interval.
+        self._warn(reason, "%s: dropped a packet from %s:%s: %s", self.name, *sender, error)
+
+    def _warn(self, reason: str, msg: str, *args: object) -> None:
+        """A wrong key or label is a misconfigured peer and worth a warning, but a flood of bad
+        packets or streams must not flood the log: one warning per reason per interval, the
+        rest at debug level."""
         now = self._now()
         last = self._last_drop_warning.get(reason, -math.inf)
         level = logging.WARNING if now - last >= DROP_WARNING_INTERVAL else logging.DEBUG
         if level == logging.WARNING:
             self._last_drop_warning[reason] = now
-        log.log(level, "%s: dropped a packet from %s:%s: %s", self.name, *sender, error)
+        log.log(level, msg, *args)
 
     def _process(self, outputs: list[tuple[Any, ...]]) -> None:
         for out in outputs:
@@ -532,7 +536,9 @@ class Node:
         except (OSError, TimeoutError, DistcoreError) as e:
             self._stats["stream_errors"] += 1
             peer = writer.get_extra_info("peername") or ("?", "?")
-            log.warning("%s: a stream from %s:%s failed: %s", self.name, *peer[:2], _reason(e))
+            self._warn(
+                "stream", "%s: a stream from %s:%s failed: %s", self.name, *peer[:2], _reason(e)
+            )
         finally:
             writer.close()
 
@@ -627,6 +633,10 @@ class BackgroundNode:
     def unblock(self) -> None:
         """Ends :meth:`block`."""
         self._loop.call_soon_threadsafe(self._node.unblock)
+
+    def join(self, seeds: Iterable[Address]) -> int:
+        """Joins through more seeds; how many answered (see :meth:`Node.join`)."""
+        return self._run(self._node.join(list(seeds)))  # type: ignore[no-any-return]
 
     def broadcast(self, data: bytes) -> None:
         """Piggybacks ``data`` on gossip (see :meth:`Node.broadcast`)."""
