@@ -12,6 +12,16 @@ the exception subclasses it too, so existing ``except`` clauses keep working:
 :class:`ClockSkewError` (a remote timestamp beyond ``max_offset``) and :class:`TimeSyncError`
 (with :class:`KissOfDeathError` and :class:`PollTooSoonError`) derive from :class:`DistcoreError`
 only.
+
+Gossip (:mod:`distcore.gossip`):
+
+- :class:`LabelMismatchError` (a packet or stream with another cluster's label, or none when one
+  is required) and :class:`DecryptionError` (no key opens it) are :class:`DecodeError` s;
+- :class:`GossipError` is the base of what a gossip node raises: :class:`JoinError` (no seed
+  could be contacted; also a :class:`TimeoutError`), :class:`NameConflictError` (the name is
+  held by a live member at another address), and the :class:`ValueError` s
+  :class:`MetadataTooLargeError` (over 512 bytes), :class:`InvalidLabelError` (over 255 bytes)
+  and :class:`InvalidKeyError` (not 16, 24 or 32 bytes).
 """
 
 from distcore._core import (
@@ -19,11 +29,19 @@ from distcore._core import (
     ConfigError,
     CounterOverflowError,
     DecodeError,
+    DecryptionError,
     DistcoreError,
     DuplicateNodeError,
     EmptyRingError,
+    GossipError,
+    InvalidKeyError,
+    InvalidLabelError,
     InvalidWeightError,
+    JoinError,
     KissOfDeathError,
+    LabelMismatchError,
+    MetadataTooLargeError,
+    NameConflictError,
     NodeNotFoundError,
     PollTooSoonError,
     TimeSyncError,
@@ -34,11 +52,19 @@ __all__ = [
     "ConfigError",
     "CounterOverflowError",
     "DecodeError",
+    "DecryptionError",
     "DistcoreError",
     "DuplicateNodeError",
     "EmptyRingError",
+    "GossipError",
+    "InvalidKeyError",
+    "InvalidLabelError",
     "InvalidWeightError",
+    "JoinError",
     "KissOfDeathError",
+    "LabelMismatchError",
+    "MetadataTooLargeError",
+    "NameConflictError",
     "NodeNotFoundError",
     "PollTooSoonError",
     "TimeSyncError",

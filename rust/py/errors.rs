@@ -2,7 +2,8 @@
 
 use distcore_core::Error;
 use pyo3::exceptions::{
-    PyException, PyKeyError, PyLookupError, PyOverflowError, PyTypeError, PyValueError,
+    PyException, PyKeyError, PyLookupError, PyOverflowError, PyTimeoutError, PyTypeError,
+    PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::{create_exception, PyErr};
@@ -81,13 +82,63 @@ create_exception!(
     "A poll of an NTP server sooner than its minimum interval allows (RFC 4330)."
 );
 
+create_exception!(
+    distcore.exceptions,
+    LabelMismatchError,
+    DecodeError,
+    "A gossip packet or stream whose memberlist label is not this node's (or is missing)."
+);
+create_exception!(
+    distcore.exceptions,
+    DecryptionError,
+    DecodeError,
+    "A gossip packet or stream that no key in the keyring decrypts (or that should be encrypted)."
+);
+create_exception!(
+    distcore.exceptions,
+    GossipError,
+    DistcoreError,
+    "Base class of the errors a gossip node raises."
+);
+// The base is TimeoutError for the instance layout; `add_builtin_bases` puts GossipError first.
+create_exception!(
+    distcore.exceptions,
+    JoinError,
+    PyTimeoutError,
+    "No seed could be contacted when joining; the seeds and their errors are in the message."
+);
+create_exception!(
+    distcore.exceptions,
+    NameConflictError,
+    GossipError,
+    "This node's name is held by a live member at another address (named in the message)."
+);
+create_exception!(
+    distcore.exceptions,
+    MetadataTooLargeError,
+    GossipError,
+    "Node metadata over memberlist's limit of 512 bytes."
+);
+create_exception!(
+    distcore.exceptions,
+    InvalidLabelError,
+    GossipError,
+    "A memberlist label longer than 255 bytes (as UTF-8, when given as text)."
+);
+create_exception!(
+    distcore.exceptions,
+    InvalidKeyError,
+    GossipError,
+    "An encryption key that is not 16, 24 or 32 bytes long (AES-128/192/256)."
+);
+
 /// Adds the built-in base that matches each exception's meaning, so `except LookupError` and
 /// `except ValueError` keep working. `create_exception!` allows only one base, hence this step.
 pub fn add_builtin_bases(py: Python<'_>) -> PyResult<()> {
     let pairs: [(
         Bound<'_, pyo3::types::PyType>,
         Bound<'_, pyo3::types::PyType>,
-    ); 7] = [
+    ); 10] = [
         (
             py.get_type::<EmptyRingError>(),
             py.get_type::<PyLookupError>(),
@@ -110,11 +161,34 @@ pub fn add_builtin_bases(py: Python<'_>) -> PyResult<()> {
             py.get_type::<CounterOverflowError>(),
             py.get_type::<PyOverflowError>(),
         ),
+        (
+            py.get_type::<MetadataTooLargeError>(),
+            py.get_type::<PyValueError>(),
+        ),
+        (
+            py.get_type::<InvalidLabelError>(),
+            py.get_type::<PyValueError>(),
+        ),
+        (
+            py.get_type::<InvalidKeyError>(),
+            py.get_type::<PyValueError>(),
+        ),
     ];
     for (cls, builtin) in pairs {
         let bases = pyo3::types::PyTuple::new(py, [cls.getattr("__base__")?, builtin.into_any()])?;
         cls.setattr("__bases__", bases)?;
     }
+    // JoinError was created on TimeoutError (whose instances are laid out as OSError's, which
+    // a later base change cannot add); GossipError goes in front of it.
+    let join = py.get_type::<JoinError>();
+    let bases = pyo3::types::PyTuple::new(
+        py,
+        [
+            py.get_type::<GossipError>().into_any(),
+            py.get_type::<PyTimeoutError>().into_any(),
+        ],
+    )?;
+    join.setattr("__bases__", bases)?;
     Ok(())
 }
 

@@ -14,9 +14,11 @@ mod _core {
 
     #[pymodule_export]
     use errors::{
-        ClockSkewError, ConfigError, CounterOverflowError, DecodeError, DistcoreError,
-        DuplicateNodeError, EmptyRingError, InvalidWeightError, KissOfDeathError,
-        NodeNotFoundError, PollTooSoonError, TimeSyncError,
+        ClockSkewError, ConfigError, CounterOverflowError, DecodeError, DecryptionError,
+        DistcoreError, DuplicateNodeError, EmptyRingError, GossipError, InvalidKeyError,
+        InvalidLabelError, InvalidWeightError, JoinError, KissOfDeathError, LabelMismatchError,
+        MetadataTooLargeError, NameConflictError, NodeNotFoundError, PollTooSoonError,
+        TimeSyncError,
     };
 
     // Python's dunder name, not a Rust constant.

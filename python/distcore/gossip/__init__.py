@@ -6,7 +6,8 @@
 - :class:`GossipConfig` holds memberlist's configurations (``lan()``, ``wan()``, ``local()``)
   and its scaling formulas;
 - :class:`Node` is a member on asyncio (``await Node.start(name, seeds=[...])``): SWIM with
-  Lifeguard from the Rust state machine :class:`SwimStateMachine`, which it drives;
+  Lifeguard from the Rust state machine :class:`SwimStateMachine`, which it drives, with
+  memberlist's TCP fallback pings, labels and counters of what it drops (``Node.stats()``);
   :class:`BackgroundNode` runs one on a thread for synchronous code;
 - :func:`simulate` runs whole clusters of that state machine (up to a million members) on a
   simulated network; :func:`epidemic` isolates push, pull and push-pull spread in rounds.

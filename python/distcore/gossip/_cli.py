@@ -70,6 +70,9 @@ def gossip_group() -> None:
 @click.option("--push-pull-interval", type=float, help="Seconds between full-state exchanges.")
 @click.option("--encrypt", "keys", multiple=True, metavar="BASE64", help="A key (first = primary).")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="serf-style tags.")
+@click.option(
+    "--label", default=None, help="memberlist's cluster label (at most 255 bytes); none by default."
+)
 @click.option("--rpc", default=None, metavar="HOST:PORT", help="Serve `distcore gossip members`.")
 @user_errors
 def agent(
@@ -83,14 +86,18 @@ def agent(
     push_pull_interval: float | None,
     keys: tuple[str, ...],
     tags: tuple[str, ...],
+    label: str | None,
     rpc: str | None,
 ) -> None:
     """Run a gossip member until SIGINT (leave gracefully) or SIGTERM (stop without leaving).
 
     \b
-    It prints one line per membership change: KIND NAME HOST:PORT INCARNATION.
-    Its --rpc port answers JSON lines: {"cmd": "members"}, and for fault drills
-    {"cmd": "block", "addrs": ["IP:PORT", ...]} (drop traffic with them) and {"cmd": "unblock"}.
+    It prints one line per membership change: KIND NAME HOST:PORT INCARNATION
+    (a conflict adds the other address claiming the name). Its --rpc port answers
+    JSON lines: {"cmd": "members"}, {"cmd": "stats"} (packet counters), and for fault
+    drills {"cmd": "block", "addrs": ["IP:PORT", ...]} (drop traffic with them; add
+    "udp_only": true to drop UDP only) and {"cmd": "unblock"}. It exits with status 2
+    and one line if no --join address answers or the name is taken.
     Example:
       distcore gossip agent --name a --bind 127.0.0.1:7001 --rpc 127.0.0.1:7101
       distcore gossip agent --name b --bind 127.0.0.1:7002 --join 127.0.0.1:7001
@@ -114,7 +121,7 @@ def agent(
     address = parse_address(bind)
     seeds = [parse_address(j) for j in joins]
     rpc_address = parse_address(rpc) if rpc else None
-    asyncio.run(_run_agent(name, address, seeds, config, meta, keyring, rpc_address))
+    asyncio.run(_run_agent(name, address, seeds, config, meta, keyring, rpc_address, label))
 
 
 async def _run_agent(
@@ -125,8 +132,11 @@ async def _run_agent(
     meta: bytes,
     keyring: Keyring | None,
     rpc: tuple[str, int] | None,
+    label: str | None = None,
 ) -> None:
-    node = await Node.start(name, bind, seeds, config=config, meta=meta, keyring=keyring)
+    node = await Node.start(
+        name, bind, seeds, config=config, meta=meta, keyring=keyring, label=label
+    )
     stop = asyncio.Event()
     leave = False
 
@@ -145,8 +155,11 @@ async def _run_agent(
             cmd = request.get("cmd")
             if cmd == "members":
                 reply: dict[str, Any] = {"members": [_member_json(m) for m in node.members()]}
+            elif cmd == "stats":
+                reply = {"stats": node.stats()}
             elif cmd == "block":  # fault drills: partition this agent from these addresses
-                node.block(parse_address(a) for a in request.get("addrs", []))
+                addrs = [parse_address(a) for a in request.get("addrs", [])]
+                node.block(addrs, udp_only=bool(request.get("udp_only", False)))
                 reply = {"ok": True}
             elif cmd == "unblock":
                 node.unblock()
@@ -163,7 +176,10 @@ async def _run_agent(
     async def report() -> None:
         async for ev in node.events():
             m = ev.member
-            print(f"{ev.kind} {m.name} {m.addr[0]}:{m.addr[1]} {m.incarnation}", flush=True)
+            line = f"{ev.kind} {m.name} {m.addr[0]}:{m.addr[1]} {m.incarnation}"
+            if ev.other_addr is not None:
+                line += f" {ev.other_addr[0]}:{ev.other_addr[1]}"
+            print(line, flush=True)
 
     reporter = asyncio.create_task(report())
     await stop.wait()

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use distcore_core::gossip::packet::{self, PacketOptions, StreamMessage};
 use distcore_core::gossip::swim::{Event, Member, Output, Swim};
+use distcore_core::gossip::wire::kind;
 use distcore_core::gossip::Keyring;
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -13,7 +14,61 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::config::PyGossipConfig;
-use crate::errors::{type_name, PyDistError};
+use crate::errors::{
+    type_name, DecodeError, DecryptionError, InvalidLabelError, LabelMismatchError,
+    MetadataTooLargeError, PyDistError,
+};
+
+/// memberlist's `MetaMaxSize`.
+const META_MAX: usize = 512;
+
+fn check_meta(meta: &[u8]) -> PyResult<()> {
+    if meta.len() > META_MAX {
+        return Err(MetadataTooLargeError::new_err(format!(
+            "node metadata is at most {META_MAX} bytes, got {}",
+            meta.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Why `data` (a packet, or the start of a stream when `stream`) was refused, as the most
+/// specific exception: the core reports every refusal as a decode error, but a runtime counts
+/// wrong labels and keys apart from corruption (they mean a misconfigured peer, not noise).
+fn refusal(err: PyDistError, data: &[u8], keys: &Keyring, label: &[u8], stream: bool) -> PyErr {
+    let msg = err.0.to_string();
+    let rest = if data.first() == Some(&kind::HAS_LABEL) {
+        let len = data.get(1).map_or(usize::MAX, |&l| usize::from(l));
+        match data.get(2..2_usize.saturating_add(len)) {
+            Some(got) if got != label => return LabelMismatchError::new_err(msg),
+            Some(_) => &data[2 + len..],
+            None => return DecodeError::new_err(msg),
+        }
+    } else if !label.is_empty() {
+        return LabelMismatchError::new_err(msg);
+    } else {
+        data
+    };
+    let encrypted = if stream {
+        let framed = rest.first() == Some(&kind::ENCRYPT);
+        // A stream says whether it is encrypted; the keyring says whether it must be.
+        let opens = |r: &[u8]| {
+            let len = r.get(1..5).map_or(usize::MAX, |b| {
+                u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
+            });
+            r.get(5..5_usize.saturating_add(len))
+                .is_none_or(|sealed| keys.decrypt(sealed, &r[..5]).is_ok())
+        };
+        framed == keys.is_empty() || (framed && !opens(rest))
+    } else {
+        !keys.is_empty() && keys.decrypt(rest, label).is_err()
+    };
+    if encrypted {
+        DecryptionError::new_err(msg)
+    } else {
+        PyErr::from(err)
+    }
+}
 
 /// What `handle_stream` returns: the bytes to write back, the bytes used, the outputs.
 type StreamReply<'py> = (Bound<'py, PyBytes>, usize, Bound<'py, PyList>);
@@ -210,7 +265,7 @@ impl PySwim {
     ) -> PyResult<Self> {
         let label = label.unwrap_or_default();
         if label.len() > 255 {
-            return Err(PyValueError::new_err(format!(
+            return Err(InvalidLabelError::new_err(format!(
                 "a label is at most 255 bytes, got {}",
                 label.len()
             )));
@@ -223,6 +278,7 @@ impl PySwim {
         let config = config.map_or_else(distcore_core::gossip::Config::lan, |c| {
             c.get().config.clone()
         });
+        check_meta(&meta)?;
         let compress = config.enable_compression;
         let swim = Swim::new(
             config,
@@ -270,8 +326,13 @@ impl PySwim {
     ///
     /// Raises
     /// ------
+    /// LabelMismatchError
+    ///     If the datagram's label is not this member's (or is missing); a DecodeError.
+    /// DecryptionError
+    ///     If no key in the keyring opens it; a DecodeError.
     /// DecodeError
-    ///     If the datagram is not a valid memberlist packet for this keyring.
+    ///     If the datagram is not a valid memberlist packet otherwise (truncated, a bad CRC, an
+    ///     unknown message type, ...).
     fn handle_packet<'py>(
         &self,
         py: Python<'py>,
@@ -280,7 +341,9 @@ impl PySwim {
         now: f64,
     ) -> PyResult<Bound<'py, PyList>> {
         let from = addr_arg(sender)?;
-        let msgs = packet::decode_packet(data, &self.keys(py), &self.label).map_err(PyDistError)?;
+        let keys = self.keys(py);
+        let msgs = packet::decode_packet(data, &keys, &self.label)
+            .map_err(|e| refusal(PyDistError(e), data, &keys, &self.label, false))?;
         let mut swim = self.swim.lock();
         swim.handle_packet(from, &msgs, seconds(now)?);
         self.outputs(py, &mut swim)
@@ -297,8 +360,9 @@ impl PySwim {
         now: f64,
         is_reply: bool,
     ) -> PyResult<Option<StreamReply<'py>>> {
-        let Some((msg, used)) =
-            packet::decode_stream(data, &self.keys(py), &self.label).map_err(PyDistError)?
+        let keys = self.keys(py);
+        let Some((msg, used)) = packet::decode_stream(data, &keys, &self.label)
+            .map_err(|e| refusal(PyDistError(e), data, &keys, &self.label, true))?
         else {
             return Ok(None);
         };
@@ -376,8 +440,14 @@ impl PySwim {
     }
 
     /// Replaces this member's metadata (a new incarnation, gossiped).
-    fn update_meta(&self, meta: Vec<u8>) -> Result<(), PyDistError> {
-        Ok(self.swim.lock().update_meta(meta)?)
+    ///
+    /// Raises
+    /// ------
+    /// MetadataTooLargeError
+    ///     If ``meta`` is over 512 bytes (nothing changes).
+    fn update_meta(&self, meta: Vec<u8>) -> PyResult<()> {
+        check_meta(&meta)?;
+        Ok(self.swim.lock().update_meta(meta).map_err(PyDistError)?)
     }
 
     /// Starts a graceful leave (gossiped as "left", not "dead").

@@ -60,12 +60,20 @@ impl PyKeyring {
     }
 }
 
+/// A key the keyring refuses (a wrong length) is an `InvalidKeyError`.
+fn key_error(e: distcore_core::Error) -> PyErr {
+    match e {
+        distcore_core::Error::InvalidArgument(msg) => crate::errors::InvalidKeyError::new_err(msg),
+        other => PyDistError(other).into(),
+    }
+}
+
 #[pymethods]
 impl PyKeyring {
     #[new]
-    fn py_new(keys: Vec<Vec<u8>>) -> Result<Self, PyDistError> {
+    fn py_new(keys: Vec<Vec<u8>>) -> PyResult<Self> {
         Ok(PyKeyring {
-            ring: RwLock::new(Keyring::new(keys)?),
+            ring: RwLock::new(Keyring::new(keys).map_err(key_error)?),
         })
     }
 
@@ -77,8 +85,8 @@ impl PyKeyring {
     }
 
     /// Adds a secondary key (decrypts, does not encrypt yet).
-    fn add(&self, key: Vec<u8>) -> Result<(), PyDistError> {
-        Ok(self.ring.write().add(key)?)
+    fn add(&self, key: Vec<u8>) -> PyResult<()> {
+        self.ring.write().add(key).map_err(key_error)
     }
 
     /// Makes a key already in the ring the primary.

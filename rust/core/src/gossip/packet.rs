@@ -246,6 +246,9 @@ pub fn decode_stream(
     keyring: &Keyring,
     label: &[u8],
 ) -> Result<Option<(StreamMessage, usize)>> {
+    if buf.is_empty() {
+        return Ok(None); // nothing read yet: not even a missing label can be told
+    }
     // Labels on streams are a header too, read before anything else.
     let (skip, buf) = if buf.first() == Some(&kind::HAS_LABEL) {
         if buf.len() < 2 || buf.len() < 2 + usize::from(buf[1]) {
@@ -330,7 +333,8 @@ fn decode_plain_stream(buf: &[u8]) -> Result<Option<(StreamMessage, usize)>> {
                 1 + header + n as usize,
             )))
         }
-        kind::PING | kind::ERR => {
+        // A ping comes on a stream as memberlist's TCP fallback, and its ack comes back on it.
+        kind::PING | kind::ACK | kind::ERR => {
             if is_truncated(body) {
                 return Ok(None);
             }
@@ -484,15 +488,22 @@ mod tests {
             user_state: vec![1, 2, 3],
         });
         let user = StreamMessage::Message(Message::User(b"hello".to_vec()));
+        // The TCP fallback ping and the ack that answers it.
+        let ping = StreamMessage::Message(msgs().swap_remove(0));
+        let ack = StreamMessage::Message(Message::Ack {
+            seq_no: 7,
+            payload: Vec::new(),
+        });
         let keys = Keyring::new(vec![vec![9; 16]]).unwrap();
         for keyring in [Keyring::default(), keys] {
-            for compress in [false, true] {
-                for m in [&pp, &user] {
-                    let bytes = encode_stream(m, &keyring, compress, b"").unwrap();
+            for (compress, label) in [(false, &b""[..]), (true, b""), (true, b"blue")] {
+                for m in [&pp, &user, &ping, &ack] {
+                    let bytes = encode_stream(m, &keyring, compress, label).unwrap();
+                    // Every cut, the empty one included, waits for more (a reader starts so).
                     for cut in 0..bytes.len() {
-                        assert_eq!(decode_stream(&bytes[..cut], &keyring, b"").unwrap(), None);
+                        assert_eq!(decode_stream(&bytes[..cut], &keyring, label).unwrap(), None);
                     }
-                    let (got, consumed) = decode_stream(&bytes, &keyring, b"").unwrap().unwrap();
+                    let (got, consumed) = decode_stream(&bytes, &keyring, label).unwrap().unwrap();
                     assert_eq!((&got, consumed), (m, bytes.len()));
                 }
             }
