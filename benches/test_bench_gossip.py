@@ -16,7 +16,8 @@ Two of the issue's targets, measured in one run (nothing here asserts on time):
   members are Nodes of one helper process (``_gossip_swarm.py``, one asyncio loop). Once both see
   100 alive and the join gossip has settled, each one's utime+stime (/proc/PID/stat) over
   ``CPU_WINDOW_S`` is reported as % of one core; the helper's own CPU and loop lag say whether it
-  kept up.
+  kept up. A lone agent (a cluster of one) measured in the same window gives the idle cost
+  of the runtime itself (its timers).
 """
 
 from __future__ import annotations
@@ -286,8 +287,8 @@ def test_detection_distcore(benchmark: Any) -> None:
         f"~{info['model_typical_s']:g} s typical, {info['model_high_s']:g} s at worst "
         f"(suspicion {info['model_suspicion_min_s']:g}-{info['model_suspicion_max_s']:g} s, "
         f"k={info['model_confirmations_k']} confirmations)",
-        f"the same state machine simulated: median {info['sim_median_s']:g} s, "
-        f"max {info['sim_max_s']:g} s ({info['sim_runs']} seeds)",
+        f"the same state machine simulated: median {info['sim_median_s']:.2f} s, "
+        f"max {info['sim_max_s']:.2f} s ({info['sim_runs']} seeds)",
     ]
     if SERF_NAME in _medians:
         ratio = _medians[DISTCORE_NAME] / _medians[SERF_NAME]
@@ -309,14 +310,16 @@ def cpu_seconds(pid: int) -> float:
 
 
 @pytest.fixture
-def cpu_cluster() -> Iterator[tuple[DistcoreAgent, SerfMember | None, Child]]:
-    """The measured agent, the serf peer (None without serf), and the helper process with the
-    other members (98, or 99 without serf)."""
+def cpu_cluster() -> Iterator[tuple[DistcoreAgent, SerfMember | None, Child, DistcoreAgent]]:
+    """The measured agent, the serf peer (None without serf), the helper process with the
+    other members (98, or 99 without serf), and a lone agent in no cluster (its idle cost)."""
     agent = DistcoreAgent("measured", None)
-    started = [agent.child]
+    lone = DistcoreAgent("lone", None)
+    started = [agent.child, lone.child]
     serf: SerfMember | None = None
     try:
         agent.wait_ready()
+        lone.wait_ready()
         try:
             serf = SerfMember(start_serf("serf-peer", join=[f"127.0.0.1:{agent.port}"]))
             started.append(serf.child)
@@ -328,7 +331,7 @@ def cpu_cluster() -> Iterator[tuple[DistcoreAgent, SerfMember | None, Child]]:
         swarm = Child(swarm_argv)
         started.append(swarm)
         wait_until(lambda: "ready" in swarm.output(), 120, "the swarm to start")
-        yield agent, serf, swarm
+        yield agent, serf, swarm, lone
     finally:
         stop_children(started)
 
@@ -338,9 +341,9 @@ def alive_count(seen: dict[str, str]) -> int:
 
 
 def test_steady_state_cpu(
-    benchmark: Any, cpu_cluster: tuple[DistcoreAgent, SerfMember | None, Child]
+    benchmark: Any, cpu_cluster: tuple[DistcoreAgent, SerfMember | None, Child, DistcoreAgent]
 ) -> None:
-    agent, serf, swarm = cpu_cluster
+    agent, serf, swarm, lone = cpu_cluster
     measured: list[Member] = [agent] if serf is None else [agent, serf]
     wait_until(
         lambda: all(alive_count(m.statuses()) == CPU_N for m in measured),
@@ -348,7 +351,7 @@ def test_steady_state_cpu(
         f"the measured members to see {CPU_N} alive",
     )
     time.sleep(CPU_SETTLE_S)
-    pids = {"distcore": agent.child.pid, "swarm": swarm.pid}
+    pids = {"distcore": agent.child.pid, "swarm": swarm.pid, "lone": lone.child.pid}
     if serf is not None:
         pids["serf"] = serf.child.pid
     events_before = agent.child.output(limit=1 << 24).count("\n")
@@ -378,6 +381,7 @@ def test_steady_state_cpu(
         peer="serf agent CPU (same cluster, same window)" if serf else None,
         peer_value=round(result["serf"], 3) if serf else None,
         window_s=CPU_WINDOW_S,
+        lone_agent_cpu_pct=round(result["lone"], 3),
         helper_nodes=CPU_N - len(measured),
         helper_cpu_pct=round(result["swarm"], 1),
         helper_loop_lag_max_s=round(max(lags, default=0.0), 4),
@@ -388,7 +392,8 @@ def test_steady_state_cpu(
     serf_text = f", serf agent {result['serf']:.2f}%" if serf else ""
     print(
         f"\nCPU over {CPU_WINDOW_S:.0f} s at N={CPU_N}: distcore agent {result['distcore']:.2f}%"
-        f"{serf_text}, helper with {CPU_N - len(measured)} nodes {result['swarm']:.1f}% "
+        f"{serf_text}, a lone agent in no cluster {result['lone']:.2f}%, "
+        f"helper with {CPU_N - len(measured)} nodes {result['swarm']:.1f}% "
         f"(max loop lag {max(lags, default=0.0) * 1000:.0f} ms), "
         f"{len(changes)} suspect/dead events, alive seen after: {still}"
     )
