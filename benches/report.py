@@ -2,14 +2,21 @@
 
 Usage: ``python benches/report.py bench-results/hashing.json [--md PATH] [--png PATH]``
 (by default the .md and .png go next to the JSON, with its stem); ``make bench`` runs it once
-per benchmark file (hashing.json, clocks.json).
+per benchmark file (hashing.json, clocks.json, gossip.json).
 
 Each distcore benchmark names its peer in ``extra_info`` (see ``test_bench_hashing.py``); the
 table shows both medians, the time per key, how many times faster distcore is, and the issue's
 target with met / not met. Medians, because the benchmark machines are shared VMs.
 
 ``extra_info`` may also carry ``unit`` (what ``keys`` counts: "key" by default, "op" for the
-clocks) and ``target_call_ns``, a target for the whole timed call rather than per key.
+clocks, "crash" for the gossip detection), ``target_call_ns`` (a target for the whole timed call
+rather than per key), ``max_ratio`` (a target relative to the peer measured in the same run: met
+when distcore's median <= ``max_ratio`` x the peer's median) and ``summary`` (a sentence printed
+under the table).
+
+Benchmarks tagged ``impl="measure"`` are not timings but a figure measured during the timed call
+(the gossip CPU benchmark: ``value`` in ``unit``, ``target_max``, and ``peer``/``peer_value``
+measured in the same window); they get a table of their own.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ class Row:
     keys: int
     unit: str = "key"
     target_call_ns: float | None = None
+    max_ratio: float | None = None
+    summary: str | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -53,6 +62,10 @@ class Row:
 
     @property
     def met(self) -> bool | None:
+        if self.max_ratio is not None:
+            if self.peer_median_s is None:
+                return None
+            return self.median_s <= self.peer_median_s * self.max_ratio
         if self.target_call_ns is not None:
             return self.median_s * 1e9 <= self.target_call_ns
         if self.target_ns is None:
@@ -118,6 +131,8 @@ def rows_from(data: dict[str, Any]) -> list[Row]:
                 keys=keys,
                 unit=info.get("unit", "key"),
                 target_call_ns=info.get("target_call_ns"),
+                max_ratio=info.get("max_ratio"),
+                summary=info.get("summary"),
             )
         )
     # Rows of one group together, groups in order of first appearance (a parametrized test
@@ -127,6 +142,8 @@ def rows_from(data: dict[str, Any]) -> list[Row]:
 
 
 def target_text(row: Row) -> str:
+    if row.max_ratio is not None:
+        return f"≤ {row.max_ratio:g}x the peer's time"
     if row.target_call_ns is not None:
         return f"≤ {fmt_time(row.target_call_ns / 1e9)} / {fmt_keys(row.keys, row.unit)}"
     if row.target_ns is None:
@@ -152,10 +169,77 @@ NOTES = {
     "(benches/_pyhlc.py, dict merges, `sorted` by causal_order's documented key) where no "
     "package has the operation; slow peers run fewer calls (see their files). "
     '"faster" = peer time per op / distcore time per op.',
+    "crash": "Times are medians over fresh clusters: from the SIGKILL of one member until every "
+    "other member lists it as dead (distcore, through its agents' RPC) or failed (serf), each "
+    "member polled every 50 ms by its own thread. Real processes on 127.0.0.1, the LAN profile "
+    'on both sides. "faster" = serf time / distcore time (above 1: distcore detects sooner).',
 }
 
 
-def markdown(rows: list[Row], header: list[str]) -> str:
+@dataclass
+class Measure:
+    group: str
+    name: str
+    value: float
+    unit: str
+    target_max: float | None
+    peer: str | None
+    peer_value: float | None
+    details: dict[str, Any]
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.target_max is None else self.value <= self.target_max
+
+
+#: extra_info keys of a measure that are not details worth printing
+_MEASURE_KEYS = {"impl", "name", "value", "unit", "target_max", "peer", "peer_value"}
+
+
+def measures_from(data: dict[str, Any]) -> list[Measure]:
+    out = []
+    for b in data.get("benchmarks", []):
+        info = b.get("extra_info", {})
+        if info.get("impl") != "measure":
+            continue
+        out.append(
+            Measure(
+                group=b["group"],
+                name=info.get("name", b["name"]),
+                value=float(info["value"]),
+                unit=info.get("unit", ""),
+                target_max=info.get("target_max"),
+                peer=info.get("peer"),
+                peer_value=info.get("peer_value"),
+                details={k: v for k, v in info.items() if k not in _MEASURE_KEYS},
+            )
+        )
+    return out
+
+
+def measures_markdown(measures: list[Measure]) -> list[str]:
+    lines = [
+        "",
+        "| measure | distcore | peer | peer value | target | met |",
+        "|---|---:|---|---:|---|---|",
+    ]
+    for m in measures:
+        peer_value = f"{m.peer_value:g} {m.unit}" if m.peer_value is not None else ""
+        target = f"≤ {m.target_max:g} {m.unit}" if m.target_max is not None else ""
+        met = {None: "", True: "met", False: "**not met**"}[m.met]
+        lines.append(
+            f"| {m.group} | {m.value:g} {m.unit} | {m.peer or ''} | {peer_value} | {target} "
+            f"| {met} |"
+        )
+    for m in measures:
+        details = ", ".join(f"{k}={v}" for k, v in m.details.items())
+        lines += ["", f"{m.name}: {details}."]
+    return lines
+
+
+def markdown(rows: list[Row], header: list[str], measures: list[Measure] | None = None) -> str:
+    if not rows:  # measures only (e.g. `-k cpu`)
+        return "\n".join([*header, *measures_markdown(measures or [])]) + "\n"
     unit = rows[0].unit if rows else "key"
     cols = [
         "operation",
@@ -211,7 +295,7 @@ def markdown(rows: list[Row], header: list[str]) -> str:
                 f"{r.name} "
                 + (
                     fmt_time(r.median_s)
-                    if r.is_build or r.target_call_ns is not None
+                    if r.is_build or r.target_call_ns is not None or r.max_ratio is not None
                     else fmt_ns(r.per_key_ns)
                 )
                 + f" (target {target_text(r)})"
@@ -223,7 +307,10 @@ def markdown(rows: list[Row], header: list[str]) -> str:
         lines.append("Every target with a figure here is met.")
     else:
         lines.append("No target applies to these rows.")
+    lines += [f"\n{r.name}: {r.summary}" for r in rows if r.summary]
     lines += ["", NOTES.get(unit, NOTES["key"])]
+    if measures:
+        lines += measures_markdown(measures)
     return "\n".join(lines) + "\n"
 
 
@@ -274,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot read {args.json}: {e}", file=sys.stderr)
         return 2
     rows = rows_from(data)
-    if not rows:
+    measures = measures_from(data)
+    if not rows and not measures:
         print(f"error: no distcore benchmarks in {args.json}", file=sys.stderr)
         return 1
 
@@ -300,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             f"- load average {load[0]:g} at the start, {load[1]:g} at the end"
             + (" (the machine was busy: figures are pessimistic)" if busy else "")
         )
-    text = markdown(rows, header)
+    text = markdown(rows, header, measures)
     print(text)
     md = args.md or args.json.with_suffix(".md")
     png = args.png or args.json.with_suffix(".png")

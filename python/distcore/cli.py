@@ -583,7 +583,7 @@ def _find_benches() -> Path | None:
 
 
 #: The benchmark files, one per capability: benches/test_bench_NAME.py -> bench-results/NAME.*
-BENCH_CAPABILITIES = ("hashing", "clocks")
+BENCH_CAPABILITIES = ("hashing", "clocks", "gossip")
 
 
 @main.command(short_help="Benchmarks vs the peers (uhashring, hlcpy, ...), from a checkout.")
@@ -608,8 +608,8 @@ def bench(out_dir: Path, only: tuple[str, ...], select: str | None) -> None:
     \b
     Same as `make bench` without the release build: build first with
       maturin develop --release
-    Results: bench-results/{hashing,clocks}.{json,md,png}. Needs pytest-benchmark and
-    the peers (pip install 'distcore[bench]').
+    Results: bench-results/{hashing,clocks,gossip}.{json,md,png}. Needs pytest-benchmark and
+    the peers (pip install 'distcore[bench]'); gossip's peer is Debian's serf (a few minutes).
     """
     benches = _find_benches()
     if benches is None:
