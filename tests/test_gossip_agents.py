@@ -80,6 +80,20 @@ def states(agent: Agent) -> dict[str, str]:
     return {n: m["state"] for n, m in agent.members().items()}
 
 
+def wait_state(agent: Agent, name: str, want: str, timeout: float) -> None:
+    """Waits until `agent` sees `name` in state `want`; the timeout says what it saw instead."""
+    seen: list[str | None] = [None]
+
+    def check() -> bool:
+        seen[0] = states(agent).get(name)
+        return seen[0] == want
+
+    try:
+        wait(check, timeout, f"{agent.name} to see {name} {want}")
+    except AssertionError as e:
+        raise AssertionError(f"{e} (it sees {name} as {seen[0]})") from None
+
+
 @pytest.fixture
 def agents() -> Iterator[list[Agent]]:
     started: list[Agent] = []
@@ -102,11 +116,17 @@ def test_ten_processes_converge_detect_crashes_pauses_leaves_and_partitions(
 ) -> None:
     names = {a.name for a in agents}
     for a in agents:
-        wait(
-            lambda a=a: set(states(a)) == names and set(states(a).values()) == {"alive"},
-            30,
-            f"{a.name} to see all {AGENTS} alive",
-        )
+        seen: dict[str, str] = {}
+
+        def converged(a: Agent = a, seen: dict[str, str] = seen) -> bool:
+            seen.clear()
+            seen.update(states(a))
+            return set(seen) == names and set(seen.values()) == {"alive"}
+
+        try:
+            wait(converged, 30, f"{a.name} to see all {AGENTS} alive")
+        except AssertionError as e:
+            raise AssertionError(f"{e}: it sees {dict(sorted(seen.items()))}") from None
     assert agents[0].members()["a5"]["tags"] == {"role": "a5"}
     table = subprocess.run(
         [
@@ -128,7 +148,7 @@ def test_ten_processes_converge_detect_crashes_pauses_leaves_and_partitions(
     # SIGKILL: everyone else marks a9 dead.
     agents[9].child.popen.kill()
     for a in agents[:9]:
-        wait(lambda a=a: states(a).get("a9") == "dead", 30, f"{a.name} to see a9 dead")
+        wait_state(a, "a9", "dead", 30)
 
     # SIGSTOP a8 past its suspicion timeout, then SIGCONT: it refutes and is alive again.
     before = agents[0].members()["a8"]["incarnation"]
@@ -137,13 +157,13 @@ def test_ten_processes_converge_detect_crashes_pauses_leaves_and_partitions(
     time.sleep(1.5)
     agents[8].child.popen.send_signal(signal.SIGCONT)
     for a in agents[:8]:
-        wait(lambda a=a: states(a).get("a8") == "alive", 30, f"{a.name} to see a8 alive again")
+        wait_state(a, "a8", "alive", 30)
     assert agents[0].members()["a8"]["incarnation"] > before
 
     # SIGINT: a graceful leave, seen as left (not dead) by the others.
     agents[7].child.popen.send_signal(signal.SIGINT)
     for a in agents[:7]:
-        wait(lambda a=a: states(a).get("a7") == "left", 30, f"{a.name} to see a7 leave")
+        wait_state(a, "a7", "left", 30)
     agents[7].child.popen.wait(timeout=10)
     assert agents[7].child.popen.returncode == 0
 

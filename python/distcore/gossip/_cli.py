@@ -7,6 +7,7 @@ import base64
 import contextlib
 import ipaddress
 import json
+import math
 import signal
 import sys
 from typing import Any
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from distcore._cliutil import CliError, user_errors
-from distcore._core import GossipConfig, simulate
+from distcore._core import GossipConfig, epidemic, simulate
 from distcore.gossip._node import Node
 from distcore.gossip.wire import Keyring, decode_serf_tags, encode_serf_tags
 
@@ -235,11 +236,18 @@ async def _ask(address: tuple[str, int], request: dict[str, Any]) -> dict[str, A
 
 
 @gossip_group.command(short_help="Simulate a cluster: dissemination, detection, traffic.")
-@click.option("--nodes", type=click.IntRange(2, 20_000), default=1000, show_default=True)
+@click.option("--nodes", type=click.IntRange(2, 1_000_000), default=1000, show_default=True)
 @click.option("--loss", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
 @click.option("--latency", type=float, default=0.005, show_default=True, help="Seconds one way.")
+@click.option("--jitter", type=float, default=0.005, show_default=True, help="Extra 0..J seconds.")
 @click.option("--profile", type=click.Choice(["lan", "wan", "local"]), default="lan")
 @click.option("--duration", type=float, default=60.0, show_default=True, help="Simulated seconds.")
+@click.option("--crashes", type=click.IntRange(0), default=1, show_default=True)
+@click.option("--slow", type=click.IntRange(0), default=0, help="Members that are slow/paused.")
+@click.option("--slow-delay", type=float, default=0.0, help="Seconds a slow member lags.")
+@click.option("--pause", type=float, default=0.0, help="Seconds a slow member stops...")
+@click.option("--pause-every", type=float, default=10.0, help="... once every this many.")
+@click.option("--no-lifeguard", is_flag=True, help="Plain SWIM, for comparison.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG of the spread.")
 @user_errors
@@ -247,45 +255,97 @@ def sim(
     nodes: int,
     loss: float,
     latency: float,
+    jitter: float,
     profile: str,
     duration: float,
+    crashes: int,
+    slow: int,
+    slow_delay: float,
+    pause: float,
+    pause_every: float,
+    no_lifeguard: bool,
     seed: int,
     plot: str | None,
 ) -> None:
     """Run NODES members of the real state machine on a simulated network (seeded).
 
     \b
-    Member 0 announces an update at 2 s (its spread is dissemination); the last member crashes
-    at 5 s (its detection is measured). Prints both and the traffic per member.
+    Member 0 announces an update at 2 s (its spread is dissemination); the last CRASHES members
+    crash at 5 s (their detection is measured); SLOW members lag or pause. Prints both, the
+    false positives, the traffic per member, and the push / pull / push-pull spread in rounds
+    (gossip's epidemic model, fan-out = the profile's gossip_nodes) next to its theory.
     """
-    config = getattr(GossipConfig, profile)()
-    r = simulate(nodes, seed=seed, loss=loss, latency=latency, duration=duration, config=config)
+    config = getattr(GossipConfig, profile)(lifeguard=not no_lifeguard)
+    r = simulate(
+        nodes,
+        seed=seed,
+        loss=loss,
+        latency=latency,
+        jitter=jitter,
+        duration=duration,
+        crashes=crashes,
+        slow=slow,
+        slow_delay=slow_delay,
+        pause=pause,
+        pause_every=pause_every,
+        config=config,
+    )
+    rounds = epidemic(nodes, fanout=config.gossip_nodes, loss=loss, seed=seed)
     learnt = r["update_learnt"]
-    live = nodes - 1
+    live = nodes - min(crashes, nodes - 1)
     console = Console(file=sys.stdout)
-    table = Table("measure", "value", title=f"{nodes} members, {loss:.0%} loss, {profile}")
+    lifeguard = "" if config.lifeguard else ", no Lifeguard"
+    title = f"{nodes:,} members, {loss:.0%} loss, {profile}{lifeguard}"
+    table = Table("measure", "value", title=title)
     for q in (0.5, 0.99, 1.0):
         k = max(1, round(q * live))
         value = f"{learnt[k - 1]:.2f} s" if len(learnt) >= k else "not reached"
         table.add_row(f"update reached {q:.0%} of members", value)
-    first, everyone = r["detection"][0] if r["detection"] else (None, None)
-    table.add_row("crash: first suspicion", f"{first:.2f} s" if first is not None else "never")
-    table.add_row(
-        "crash: declared dead by all", f"{everyone:.2f} s" if everyone is not None else "not all"
-    )
-    table.add_row("false positives (dead events)", str(r["false_positives"]))
+    for n, (first, everyone) in enumerate(r["detection"]):
+        name = "crash" if len(r["detection"]) == 1 else f"crash {n + 1}"
+        table.add_row(
+            f"{name}: first suspicion", f"{first:.2f} s" if first is not None else "never"
+        )
+        table.add_row(
+            f"{name}: declared dead by all",
+            f"{everyone:.2f} s" if everyone is not None else "not by all",
+        )
+    table.add_row("false positives (dead verdicts, per viewer)", str(r["false_positives"]))
+    table.add_row("healthy members suspected (per viewer)", str(r["false_suspicions"]))
     per = nodes * r["seconds"]
     table.add_row("packets per member per second", f"{r['packets'] / per:.1f}")
     table.add_row("bytes per member per second", f"{r['bytes'] / per:,.0f}")
+    table.add_row(
+        "simulator speed",
+        f"{r['node_periods_per_second']:,.0f} member-periods/s ({r['wall_seconds']:.1f} s)",
+    )
     console.print(table)
+    bound = math.log(nodes, 3) + 3
+    spread = Table(
+        "spread in rounds", "99 %", "99.99 %", "theory 99.99 %",
+        title=f"epidemic model, fan-out {config.gossip_nodes} (log3(N) + 3 = {bound:.1f})",
+    )  # fmt: skip
+    for mode, got in rounds.items():
+        theory = next((i for i, c in enumerate(got["theory"]) if c >= 0.9999), None)
+        spread.add_row(
+            mode.replace("_", "-"),
+            str(got["rounds_99"]),
+            str(got["rounds_9999"]),
+            str(theory) if theory is not None else "-",
+        )
+    console.print(spread)
     if plot:
-        title = f"{nodes} members, {loss:.0%} loss"
-        _plot_spread(learnt, live, config.gossip_interval, plot, title)
+        _plot_spread(learnt, live, config.gossip_interval, rounds, plot, title)
         console.print(f"wrote {plot}")
 
 
 def _plot_spread(
-    learnt: list[float], live: int, gossip_interval: float, path: str, title: str
+    learnt: list[float],
+    live: int,
+    gossip_interval: float,
+    rounds: dict[str, dict[str, Any]],
+    path: str,
+    title: str,
 ) -> None:
     try:
         import matplotlib
@@ -294,14 +354,25 @@ def _plot_spread(
         import matplotlib.pyplot as plt
     except ImportError:
         raise CliError("--plot needs matplotlib (pip install 'distcore[plot]')") from None
-    fig, ax = plt.subplots(figsize=(7, 4))
-    rounds = [t / gossip_interval for t in learnt]
-    ax.step(rounds, [(i + 1) / live for i in range(len(learnt))], where="post")
-    ax.set_xlabel(f"gossip rounds ({gossip_interval * 1000:.0f} ms) after the update")
-    ax.set_ylabel("members that know it")
-    ax.set_ylim(0, 1.02)
-    ax.set_title(f"Dissemination: {title}")
-    ax.grid(alpha=0.3)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    steps = [t / gossip_interval for t in learnt]
+    left.step(steps, [(i + 1) / live for i in range(len(learnt))], where="post")
+    left.set_xlabel(f"gossip rounds ({gossip_interval * 1000:.0f} ms) after the update")
+    left.set_ylabel("members that know it")
+    left.set_ylim(0, 1.02)
+    left.set_title("SWIM state machine: an update's spread")
+    left.grid(alpha=0.3)
+    for (mode, got), color in zip(rounds.items(), ("C0", "C1", "C2"), strict=True):
+        label = mode.replace("_", "-")
+        right.plot(got["coverage"], "o-", color=color, label=f"{label} (measured)")
+        right.plot(got["theory"], "--", color=color, alpha=0.6, label=f"{label} (theory)")
+    right.set_xlabel("round")
+    right.set_ylabel("members that know it")
+    right.set_ylim(0, 1.02)
+    right.set_title("Epidemic model: push, pull, push-pull")
+    right.legend(fontsize=8)
+    right.grid(alpha=0.3)
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -27,6 +27,9 @@ use super::NodeState;
 pub struct SharedTable {
     members: Vec<Member>,
     index: HashMap<String, u32>,
+    /// Counted once here, not once per view (a view over a table starts with its counts).
+    live: usize,
+    down: BTreeSet<u32>,
 }
 
 impl SharedTable {
@@ -37,7 +40,19 @@ impl SharedTable {
             .enumerate()
             .map(|(i, m)| (m.name.clone(), i as u32))
             .collect();
-        SharedTable { members, index }
+        let live = members.iter().filter(|m| is_live(m.state)).count();
+        let down = members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !is_live(m.state))
+            .map(|(i, _)| i as u32)
+            .collect();
+        SharedTable {
+            members,
+            index,
+            live,
+            down,
+        }
     }
 
     /// Members in the table.
@@ -77,14 +92,7 @@ impl Members {
     /// A view equal to `shared`.
     pub fn over(shared: Arc<SharedTable>) -> Members {
         let n = shared.members.len();
-        let live = shared.members.iter().filter(|m| is_live(m.state)).count();
-        let down = shared
-            .members
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| !is_live(m.state))
-            .map(|(i, _)| i as u32)
-            .collect();
+        let (live, down) = (shared.live, shared.down.clone());
         Members {
             shared,
             changed: HashMap::default(),

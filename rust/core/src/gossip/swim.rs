@@ -107,6 +107,14 @@ struct Probe {
     stream_acked: bool,
 }
 
+/// What a probe needs of its target (not the whole member: no metadata copied per probe).
+struct ProbeTarget {
+    name: String,
+    addr: SocketAddr,
+    incarnation: u32,
+    state: NodeState,
+}
+
 #[derive(Debug, Clone)]
 struct Relay {
     requester: SocketAddr,
@@ -255,6 +263,13 @@ impl Swim {
     /// Members that are alive or suspect (kept up to date on every state change).
     pub fn live_count(&self) -> usize {
         self.members.live()
+    }
+
+    /// Members known, whatever their state, until reaped: what memberlist scales retransmits,
+    /// suspicion timeouts and the push-pull interval with (its `estNumNodes`), so a leave or a
+    /// verdict is retransmitted as often while the dead are still remembered.
+    pub fn known_count(&self) -> usize {
+        self.members.len()
     }
 
     fn me_member(&self) -> &Member {
@@ -514,7 +529,17 @@ impl Swim {
             }
             return;
         }
-        match self.members.get(&a.node).cloned() {
+        // Most alive messages are repeats (gossip sends each one many times): decide on a
+        // borrowed member, copy only when something changes.
+        let known = self.members.get(&a.node).map(|old| {
+            let live = matches!(old.state, NodeState::Alive | NodeState::Suspect);
+            if live && old.addr != addr {
+                Err(Box::new(old.clone())) // a conflict
+            } else {
+                Ok((old.state, old.incarnation, old.addr, old.meta != a.meta))
+            }
+        });
+        match known {
             None => {
                 let m = Member {
                     name: a.node.clone(),
@@ -530,22 +555,19 @@ impl Swim {
                     .push_message(Some(&a.node), Message::Alive(a.clone()));
                 self.out.push(Output::Event(Event::Join(m)));
             }
-            Some(old) => {
-                let live = matches!(old.state, NodeState::Alive | NodeState::Suspect);
-                if live && old.addr != addr {
-                    // memberlist keeps the member it knows and reports the other.
-                    self.out.push(Output::Event(Event::Conflict {
-                        member: old,
-                        other: addr,
-                    }));
-                    return;
-                }
-                if a.incarnation <= old.incarnation {
+            Some(Err(member)) => {
+                // memberlist keeps the member it knows and reports the other.
+                self.out.push(Output::Event(Event::Conflict {
+                    member: *member,
+                    other: addr,
+                }));
+            }
+            Some(Ok((old_state, old_incarnation, old_addr, meta_changed))) => {
+                if a.incarnation <= old_incarnation {
                     return;
                 }
                 self.suspicions.remove(&a.node);
                 let slot = self.members.slot_of(&a.node).expect("known member");
-                let meta_changed = old.meta != a.meta;
                 let m = self
                     .members
                     .modify(slot, |m| {
@@ -561,10 +583,10 @@ impl Swim {
                     .clone();
                 self.queue
                     .push_message(Some(&a.node), Message::Alive(a.clone()));
-                let event = match old.state {
+                let event = match old_state {
                     NodeState::Dead | NodeState::Left => Event::Join(m),
                     NodeState::Suspect => Event::Alive(m),
-                    NodeState::Alive if meta_changed || old.addr != addr => Event::Update(m),
+                    NodeState::Alive if meta_changed || old_addr != addr => Event::Update(m),
                     NodeState::Alive => return,
                 };
                 self.out.push(Output::Event(event));
@@ -573,10 +595,11 @@ impl Swim {
     }
 
     fn on_suspect(&mut self, s: &Suspect, now: Duration) {
-        let Some(old) = self.members.get(&s.node).cloned() else {
+        let Some(old) = self.members.get(&s.node).map(|m| (m.state, m.incarnation)) else {
             return;
         };
-        if s.incarnation < old.incarnation {
+        let (old_state, old_incarnation) = old;
+        if s.incarnation < old_incarnation {
             return;
         }
         if s.node == self.me {
@@ -592,13 +615,13 @@ impl Swim {
             }
             return;
         }
-        if old.state != NodeState::Alive {
+        if old_state != NodeState::Alive {
             return;
         }
         self.set_state(&s.node, NodeState::Suspect, s.incarnation, now);
         self.queue
             .push_message(Some(&s.node), Message::Suspect(s.clone()));
-        let n = self.live_count();
+        let n = self.known_count();
         let (min, max) = self.config.suspicion_timeouts(n);
         let k = self.config.suspicion_confirmations(n);
         self.suspicions
@@ -607,10 +630,12 @@ impl Swim {
     }
 
     fn on_dead(&mut self, d: &Dead, now: Duration) {
-        let Some(old) = self.members.get(&d.node).cloned() else {
+        let Some((old_state, old_incarnation)) =
+            self.members.get(&d.node).map(|m| (m.state, m.incarnation))
+        else {
             return;
         };
-        if d.incarnation < old.incarnation || matches!(old.state, NodeState::Dead | NodeState::Left)
+        if d.incarnation < old_incarnation || matches!(old_state, NodeState::Dead | NodeState::Left)
         {
             return;
         }
@@ -648,7 +673,7 @@ impl Swim {
             .config
             .udp_buffer_size
             .saturating_sub(used + COMPOUND_HEADER);
-        let n = self.live_count();
+        let n = self.known_count();
         messages.extend(
             self.queue
                 .take(COMPOUND_OVERHEAD, room, n, self.config.retransmit_mult),
@@ -701,7 +726,7 @@ impl Swim {
             }
         }
         if now >= self.next_push_pull {
-            let n = self.live_count();
+            let n = self.known_count();
             self.next_push_pull = now + self.config.push_pull_interval_for(n);
             if let Some((_, to)) = self.sample_peers(1, |m| m.state == NodeState::Alive).pop() {
                 self.out.push(Output::PushPull { to, join: false });
@@ -751,8 +776,14 @@ impl Swim {
         let target = (0..slots).find_map(|_| {
             let slot = self.probe_order.next(&mut self.rng, slots)?;
             let m = self.members.at(slot)?;
-            (slot != self.me_slot && matches!(m.state, NodeState::Alive | NodeState::Suspect))
-                .then(|| m.clone())
+            (slot != self.me_slot && matches!(m.state, NodeState::Alive | NodeState::Suspect)).then(
+                || ProbeTarget {
+                    name: m.name.clone(),
+                    addr: m.addr,
+                    incarnation: m.incarnation,
+                    state: m.state,
+                },
+            )
         });
         let Some(target) = target else {
             return;
@@ -788,10 +819,15 @@ impl Swim {
     }
 
     fn advance_probe(&mut self, now: Duration) {
-        let Some(p) = self.probe.clone() else {
+        let Some(p) = self.probe.as_ref() else {
             return;
         };
-        if !p.indirect_sent && now >= p.ack_deadline {
+        let indirect_due = !p.indirect_sent && now >= p.ack_deadline;
+        if !indirect_due && now < p.deadline {
+            return; // the common case, every tick: nothing due, nothing copied
+        }
+        if indirect_due {
+            let p = p.clone();
             let Some(target) = self.members.get(&p.target).cloned() else {
                 self.probe = None;
                 return;
@@ -829,8 +865,8 @@ impl Swim {
                 });
             }
         }
-        if now >= p.deadline {
-            self.probe = None;
+        if self.probe.as_ref().is_some_and(|p| now >= p.deadline) {
+            let p = self.probe.take().expect("a probe is due");
             if p.stream_acked {
                 return; // reachable over TCP only: memberlist warns and neither suspects nor scores
             }
@@ -912,7 +948,7 @@ impl Swim {
             NodeState::Alive | NodeState::Suspect => true,
             NodeState::Dead | NodeState::Left => now.saturating_sub(m.since) < dead_time,
         });
-        let n = self.live_count();
+        let n = self.known_count();
         for t in targets {
             let msgs = self.queue.take(
                 COMPOUND_OVERHEAD,
