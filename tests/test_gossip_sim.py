@@ -107,7 +107,7 @@ def test_epidemic_rounds_push_pull_against_theory() -> None:
     pp = r["push_pull"]
     assert pp["rounds_9999"] <= math.log(10_000, 3) + 3
     assert pp["coverage"][0] == pytest.approx(1e-4)
-    assert len(pp["theory"]) == len(pp["coverage"])
+    assert len(pp["theory"]) >= len(pp["coverage"]) and pp["theory"][-1] >= 0.9999
     assert abs(pp["rounds_9999"] - next(i for i, c in enumerate(pp["theory"]) if c >= 0.9999)) <= 1
     assert r["push"]["rounds_9999"] > pp["rounds_9999"]
     lossy = epidemic(10_000, fanout=3, loss=0.3, seed=3)

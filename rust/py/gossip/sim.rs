@@ -139,8 +139,9 @@ pub fn simulate<'py>(
 /// -------
 /// dict
 ///     For each of ``"push"``, ``"pull"``, ``"push_pull"``: ``coverage`` (measured, per round,
-///     from round 0 where one member knows), ``theory`` (same rounds), ``rounds_99`` and
-///     ``rounds_9999`` (first round reaching 99 % and 99.99 %, or None).
+///     from round 0 where one member knows), ``theory`` (per round, at least as many rounds,
+///     and on until it reaches 99.99 %), ``rounds_99`` and ``rounds_9999`` (first round reaching
+///     99 % and 99.99 %, or None).
 ///
 /// Examples
 /// --------
@@ -165,7 +166,10 @@ pub fn epidemic(
         let coverage = py
             .detach(|| spread(nodes, fanout, loss, mode, seed, max_rounds))
             .map_err(PyDistError)?;
-        let theory = theory(nodes, fanout, loss, mode, coverage.len() - 1).map_err(PyDistError)?;
+        // As many rounds as the run took, or as the theory needs to reach 99.99 %.
+        let mut theory = theory(nodes, fanout, loss, mode, max_rounds).map_err(PyDistError)?;
+        let needed = rounds_to(&theory, 0.9999).unwrap_or(max_rounds);
+        theory.truncate(needed.max(coverage.len() - 1) + 1);
         let d = PyDict::new(py);
         d.set_item("rounds_99", rounds_to(&coverage, 0.99))?;
         d.set_item("rounds_9999", rounds_to(&coverage, 0.9999))?;
