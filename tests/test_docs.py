@@ -12,6 +12,7 @@ import distcore.clocks
 import distcore.gossip
 import distcore.gossip.wire
 import distcore.hashing
+import distcore.mapreduce
 import distcore.timesync
 
 MODULES: list[ModuleType] = [
@@ -20,6 +21,7 @@ MODULES: list[ModuleType] = [
     distcore.timesync,
     distcore.gossip,
     distcore.gossip.wire,
+    distcore.mapreduce,
 ]
 
 

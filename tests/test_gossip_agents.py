@@ -99,11 +99,11 @@ def agents() -> Iterator[list[Agent]]:
     started: list[Agent] = []
     first = Agent("a0", None)
     started.append(first)
-    wait(lambda: port_accepts(first.rpc), 20, "a0 to start")
+    wait(lambda: port_accepts(first.rpc), 60, "a0 to start")
     for i in range(1, AGENTS):
         started.append(Agent(f"a{i}", first.port))
     for a in started:
-        wait(lambda a=a: port_accepts(a.rpc), 20, f"{a.name} to start")
+        wait(lambda a=a: port_accepts(a.rpc), 60, f"{a.name} to start")
     yield started
     for a in started:
         if a.child.running:

@@ -68,7 +68,7 @@ def distcore_agents() -> Iterator[Callable[[str, str], DistcoreAgent]]:
     def start(name: str, join: str) -> DistcoreAgent:
         agent = DistcoreAgent(name, join)
         started.append(agent)
-        wait_for(lambda: port_accepts(agent.rpc), f"{name} to start", 20)
+        wait_for(lambda: port_accepts(agent.rpc), f"{name} to start", 60)
         return agent
 
     yield start

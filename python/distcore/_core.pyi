@@ -633,3 +633,17 @@ class SwimStateMachine:
     def leave(self, now: float) -> None: ...
 
 # --- gossip.wire (end) ---
+
+# --- mapreduce (begin) ---
+
+from typing import overload  # noqa: E402
+
+@overload
+def count_words(texts: list[bytes], *, top: None = None, threads: int = 0) -> dict[str, int]: ...
+@overload
+def count_words(texts: list[bytes], *, top: int, threads: int = 0) -> list[tuple[str, int]]: ...
+def sort_pairs(
+    keys: npt.NDArray[np.uint64], values: npt.NDArray[np.uint64], *, threads: int = 0
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]: ...
+
+# --- mapreduce (end) ---

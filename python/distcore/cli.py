@@ -26,6 +26,7 @@ from distcore import __version__, hashing
 from distcore import _ringtools as rt
 from distcore._cliutil import CliError, user_errors
 from distcore.gossip._cli import gossip_group
+from distcore.mapreduce._cli import mr_group
 from distcore.timesync._cli import time_group
 
 
@@ -583,7 +584,7 @@ def _find_benches() -> Path | None:
 
 
 #: The benchmark files, one per capability: benches/test_bench_NAME.py -> bench-results/NAME.*
-BENCH_CAPABILITIES = ("hashing", "clocks", "gossip")
+BENCH_CAPABILITIES = ("hashing", "clocks", "gossip", "mapreduce")
 
 
 @main.command(short_help="Benchmarks vs the peers (uhashring, hlcpy, ...), from a checkout.")
@@ -608,8 +609,9 @@ def bench(out_dir: Path, only: tuple[str, ...], select: str | None) -> None:
     \b
     Same as `make bench` without the release build: build first with
       maturin develop --release
-    Results: bench-results/{hashing,clocks,gossip}.{json,md,png}. Needs pytest-benchmark and
-    the peers (pip install 'distcore[bench]'); gossip's peer is Debian's serf (a few minutes).
+    Results: bench-results/{hashing,clocks,gossip,mapreduce}.{json,md,png}. Needs
+    pytest-benchmark and the peers (pip install 'distcore[bench]'); gossip's peer is Debian's
+    serf (a few minutes).
     """
     benches = _find_benches()
     if benches is None:
@@ -650,6 +652,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 main.add_command(time_group)
 main.add_command(gossip_group)
+main.add_command(mr_group)
 
 
 if __name__ == "__main__":

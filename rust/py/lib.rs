@@ -4,12 +4,13 @@ mod clocks;
 mod errors;
 mod gossip;
 mod hashing;
+mod mapreduce;
 
 use pyo3::prelude::*;
 
 #[pymodule]
 mod _core {
-    use super::{clocks, errors, gossip, hashing};
+    use super::{clocks, errors, gossip, hashing, mapreduce};
     use pyo3::prelude::*;
 
     #[pymodule_export]
@@ -31,6 +32,7 @@ mod _core {
         errors::add_builtin_bases(m.py())?;
         hashing::register(m)?;
         clocks::register(m)?;
-        gossip::register(m)
+        gossip::register(m)?;
+        mapreduce::register(m)
     }
 }

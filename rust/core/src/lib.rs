@@ -5,5 +5,6 @@ pub mod error;
 pub mod gossip;
 pub mod hashing;
 pub mod par;
+pub mod shuffle;
 
 pub use error::{Error, Result};
