@@ -84,16 +84,7 @@ def word_count(
     if text is not None:
         names.append("text")
         texts.append(text.encode() if isinstance(text, str) else bytes(text))
-    try:
-        return count_words(texts, top=top, threads=threads)  # type: ignore[no-any-return]
-    except ValueError as e:
-        # The core says "text N: ..."; name the file instead.
-        msg = str(e)
-        if msg.startswith("text ") and ":" in msg:
-            index, rest = msg[5:].split(":", 1)
-            if index.isdigit() and int(index) < len(names):
-                raise type(e)(f"{names[int(index)]}:{rest}") from None
-        raise
+    return count_words(texts, top=top, threads=threads, names=names)  # type: ignore[no-any-return]
 
 
 def sort_by_key(

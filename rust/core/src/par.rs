@@ -9,11 +9,21 @@ use std::thread;
 /// Below this many items per thread, spawning costs more than it saves.
 pub const MIN_PER_THREAD: usize = 16 * 1024;
 
+/// How many threads `items` items of work get: `requested` (0: one per core), but no more than
+/// leaves each at least `min_per_thread` items, and at least one.
+pub fn threads_for(items: usize, requested: usize, min_per_thread: usize) -> usize {
+    let requested = if requested == 0 {
+        thread::available_parallelism().map_or(1, NonZeroUsize::get)
+    } else {
+        requested
+    };
+    requested.min(items / min_per_thread.max(1)).max(1)
+}
+
 /// Fills `out` by calling `f(start, chunk)` on contiguous chunks, one per core when `out` is large;
 /// `start` is the chunk's offset in `out`.
 pub fn for_each_chunk<T: Send>(out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {
-    let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    let threads = cores.min(out.len() / MIN_PER_THREAD).max(1);
+    let threads = threads_for(out.len(), 0, MIN_PER_THREAD);
     if threads == 1 {
         f(0, out);
         return;

@@ -173,8 +173,7 @@ impl PySwim {
                 Output::Packet { to, messages } => {
                     // memberlist checksums packets for members that speak protocol 5.
                     let crc = swim
-                        .members()
-                        .find(|m| m.addr == to)
+                        .member_at(to)
                         .is_some_and(|m| m.vsn.get(1).is_some_and(|&pmax| pmax >= 5));
                     let opts = PacketOptions {
                         crc,
@@ -304,13 +303,17 @@ impl PySwim {
         self.swim.lock().name().to_owned()
     }
 
-    /// Every known member (this one included) as dicts: name, addr, meta, incarnation, state,
-    /// since, vsn.
+    /// Every known member (this one included), by name, as dicts: name, addr, meta, incarnation,
+    /// state, since, vsn.
     fn members<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let swim = self.swim.lock();
+        // By name, as before the membership became a table of slots.
+        let mut members: Vec<_> = swim.members().collect();
+        members.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         PyList::new(
             py,
-            swim.members()
+            members
+                .into_iter()
                 .map(|m| member_dict(py, m))
                 .collect::<PyResult<Vec<_>>>()?,
         )

@@ -25,39 +25,36 @@ enum Counted<'a> {
 /// Raises
 /// ------
 /// DecodeError
-///     If a text is not UTF-8 (the message gives which text and the byte).
+///     If a text is not UTF-8 (the message names the text, by ``names`` when given, else by its
+///     index, and the byte).
 #[pyfunction]
-#[pyo3(signature = (texts, *, top = None, threads = 0))]
+#[pyo3(signature = (texts, *, top = None, threads = 0, names = None))]
 #[allow(clippy::needless_pass_by_value)] // PyO3 hands arguments over by value
 pub fn count_words<'py>(
     py: Python<'py>,
     texts: Vec<Bound<'py, PyBytes>>,
     top: Option<usize>,
     threads: usize,
+    names: Option<Vec<String>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let slices: Vec<&[u8]> = texts.iter().map(PyBytesMethods::as_bytes).collect();
-    let counted = py.detach(|| -> Result<_, (usize, distcore_core::Error)> {
-        let mut total = words::Counts::default();
-        for (i, text) in slices.iter().enumerate() {
-            let counts = words::count_words(text, threads).map_err(|e| (i, e))?;
-            if total.is_empty() {
-                total = counts;
-            } else {
-                for (w, n) in counts {
-                    *total.entry(w).or_insert(0) += n;
-                }
-            }
-        }
-        Ok(match top {
+    let counted = py.detach(|| {
+        words::count_words_in(&slices, threads).map(|total| match top {
             Some(n) => Counted::Top(words::top(&total, n)),
             None => Counted::All(total),
         })
     });
-    let counted = counted.map_err(|(i, e)| match e {
-        distcore_core::Error::Decode(m) => {
-            PyDistError(distcore_core::Error::Decode(format!("text {i}: {m}"))).into()
+    let counted = counted.map_err(|(i, e)| {
+        let which = names
+            .as_ref()
+            .and_then(|n| n.get(i).cloned())
+            .unwrap_or_else(|| format!("text {i}"));
+        match e {
+            distcore_core::Error::Decode(m) => {
+                PyDistError(distcore_core::Error::Decode(format!("{which}: {m}"))).into()
+            }
+            other => PyErr::from(PyDistError(other)),
         }
-        other => PyErr::from(PyDistError(other)),
     })?;
     // Words are cut at whitespace in valid UTF-8, so each is valid UTF-8 too.
     let text = |w: &[u8]| {

@@ -19,6 +19,8 @@ use rand::rngs::SmallRng;
 use rand::RngExt;
 use rustc_hash::FxHashMap as HashMap;
 
+use std::net::SocketAddr;
+
 use super::swim::Member;
 use super::NodeState;
 
@@ -27,6 +29,7 @@ use super::NodeState;
 pub struct SharedTable {
     members: Vec<Member>,
     index: HashMap<String, u32>,
+    by_addr: HashMap<SocketAddr, u32>,
     /// Counted once here, not once per view (a view over a table starts with its counts).
     live: usize,
     down: BTreeSet<u32>,
@@ -47,9 +50,15 @@ impl SharedTable {
             .filter(|(_, m)| !is_live(m.state))
             .map(|(i, _)| i as u32)
             .collect();
+        let by_addr = members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.addr, i as u32))
+            .collect();
         SharedTable {
             members,
             index,
+            by_addr,
             live,
             down,
         }
@@ -78,6 +87,8 @@ pub struct Members {
     changed: HashMap<u32, Option<Member>>,
     /// Names not found at their shared slot (joined later, or back after being reaped).
     names: HashMap<String, u32>,
+    /// Addresses not found at their shared slot (members added, or whose address changed).
+    addrs: HashMap<SocketAddr, u32>,
     /// Slots in use or empty: the shared ones, then those added since.
     slots: u32,
     /// Empty slots, reused before the table grows.
@@ -97,6 +108,7 @@ impl Members {
             shared,
             changed: HashMap::default(),
             names: HashMap::default(),
+            addrs: HashMap::default(),
             slots: n as u32,
             free: Vec::new(),
             present: n,
@@ -128,6 +140,14 @@ impl Members {
         self.at(slot).filter(|m| m.name == name).map(|_| slot)
     }
 
+    /// The member at `addr` (entries left behind by changes are checked, not trusted).
+    pub fn at_addr(&self, addr: SocketAddr) -> Option<&Member> {
+        [self.addrs.get(&addr), self.shared.by_addr.get(&addr)]
+            .into_iter()
+            .flatten()
+            .find_map(|&slot| self.at(slot).filter(|m| m.addr == addr))
+    }
+
     /// The member named `name`.
     pub fn get(&self, name: &str) -> Option<&Member> {
         self.slot_of(name).and_then(|s| self.at(s))
@@ -139,16 +159,19 @@ impl Members {
     /// If the slot is empty.
     pub fn modify(&mut self, slot: u32, f: impl FnOnce(&mut Member)) -> &Member {
         let shared = &self.shared;
-        let (before, after) = {
+        let (before, after, addr) = {
             let entry = self
                 .changed
                 .entry(slot)
                 .or_insert_with(|| shared.members.get(slot as usize).cloned());
             let m = entry.as_mut().expect("modify an occupied slot");
-            let before = m.state;
+            let (before, addr) = (m.state, m.addr);
             f(m);
-            (before, m.state)
+            (before, m.state, (m.addr != addr).then_some(m.addr))
         };
+        if let Some(addr) = addr {
+            self.addrs.insert(addr, slot);
+        }
         self.account(slot, before, false);
         self.account(slot, after, true);
         self.at(slot).expect("just modified")
@@ -184,6 +207,7 @@ impl Members {
         }
         self.account(slot, member.state, true);
         self.present += 1;
+        self.addrs.insert(member.addr, slot);
         self.changed.insert(slot, Some(member));
         slot
     }
@@ -197,6 +221,9 @@ impl Members {
         self.present -= 1;
         if self.names.get(&m.name) == Some(&slot) {
             self.names.remove(&m.name);
+        }
+        if self.addrs.get(&m.addr) == Some(&slot) {
+            self.addrs.remove(&m.addr);
         }
         self.changed.insert(slot, None);
         self.free.push(slot);
@@ -333,13 +360,14 @@ mod tests {
     use super::*;
     use rand::rngs::SmallRng;
     use rand::SeedableRng;
-    use std::net::SocketAddr;
     use std::time::Duration;
 
+    /// A member at port 7000 + i for the name `n{i}` (7999 for any other name).
     fn member(name: &str, state: NodeState) -> Member {
+        let port = 7000 + name[1..].parse::<u16>().unwrap_or(999);
         Member {
             name: name.to_owned(),
-            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
             meta: Vec::new(),
             incarnation: 1,
             state,
@@ -385,6 +413,17 @@ mod tests {
         assert_eq!(a.slot_of("n7"), Some(back));
         assert_eq!((a.len(), a.live()), (101, 101));
         assert_eq!(a.iter().count(), 101);
+        // Look-up by address follows inserts, moves and removals.
+        let moved = SocketAddr::from(([10, 0, 0, 9], 7));
+        let slot = a.slot_of("n3").unwrap();
+        a.modify(slot, |m| m.addr = moved);
+        assert_eq!(a.at_addr(moved).unwrap().name, "n3");
+        a.remove(slot);
+        assert!(a.at_addr(moved).is_none());
+        assert_eq!(
+            b.at_addr(member("n0", NodeState::Alive).addr).unwrap().name,
+            "n0"
+        );
     }
 
     #[test]

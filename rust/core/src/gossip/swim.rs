@@ -260,6 +260,11 @@ impl Swim {
         self.members.get(name)
     }
 
+    /// The member reachable at `addr`.
+    pub fn member_at(&self, addr: SocketAddr) -> Option<&Member> {
+        self.members.at_addr(addr)
+    }
+
     /// Members that are alive or suspect (kept up to date on every state change).
     pub fn live_count(&self) -> usize {
         self.members.live()

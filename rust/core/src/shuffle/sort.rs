@@ -4,7 +4,6 @@
 //! runs are merged pairwise, the left run first on equal keys, so pairs with equal keys keep
 //! their input order whatever the thread count.
 
-use std::num::NonZeroUsize;
 use std::thread;
 
 /// Below this many pairs per thread, one thread is faster (small in tests, to test the merge).
@@ -69,9 +68,7 @@ fn merge_in_parts(a: &[(u64, u64)], b: &[(u64, u64)], out: &mut [(u64, u64)], pa
 
 /// Sorts `pairs` by key, stably, on up to `threads` threads (0: one per core).
 pub fn sort_pairs(pairs: &mut Vec<(u64, u64)>, threads: usize) {
-    let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    let threads = if threads == 0 { cores } else { threads };
-    let threads = threads.min(pairs.len() / MIN_PER_THREAD).max(1);
+    let threads = crate::par::threads_for(pairs.len(), threads, MIN_PER_THREAD);
     if threads == 1 {
         pairs.sort_by_key(|p| p.0);
         return;

@@ -6,7 +6,6 @@
 //! every character `str.isspace()` accepts: Unicode's `White_Space` property plus the four
 //! ASCII information separators U+001C..U+001F. The text must be UTF-8.
 
-use std::num::NonZeroUsize;
 use std::thread;
 
 use rustc_hash::FxHashMap;
@@ -126,9 +125,7 @@ fn pieces(text: &[u8], parts: usize) -> Vec<&[u8]> {
 /// Counts the words of `text` (UTF-8) on up to `threads` threads (0: one per core).
 pub fn count_words(text: &[u8], threads: usize) -> Result<Counts<'_>> {
     check_utf8(text)?;
-    let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    let threads = if threads == 0 { cores } else { threads };
-    let threads = threads.min(text.len() / MIN_BYTES_PER_THREAD).max(1);
+    let threads = crate::par::threads_for(text.len(), threads, MIN_BYTES_PER_THREAD);
     let parts = pieces(text, threads);
     let mut tables: Vec<Counts<'_>> = thread::scope(|s| {
         let handles: Vec<_> = parts[1..]
@@ -155,8 +152,31 @@ pub fn count_words(text: &[u8], threads: usize) -> Result<Counts<'_>> {
     tables.sort_by_key(|t| std::cmp::Reverse(t.len()));
     let mut total = tables.swap_remove(0);
     for t in tables {
-        for (w, n) in t {
-            *total.entry(w).or_insert(0) += n;
+        merge(&mut total, t);
+    }
+    Ok(total)
+}
+
+/// Adds the counts of `other` to `total`.
+fn merge<'a>(total: &mut Counts<'a>, other: Counts<'a>) {
+    for (w, n) in other {
+        *total.entry(w).or_insert(0) += n;
+    }
+}
+
+/// Counts the words of several texts together. On a text that is not UTF-8, the error comes
+/// with that text's index.
+pub fn count_words_in<'a>(
+    texts: &[&'a [u8]],
+    threads: usize,
+) -> std::result::Result<Counts<'a>, (usize, Error)> {
+    let mut total = Counts::default();
+    for (i, text) in texts.iter().enumerate() {
+        let counts = count_words(text, threads).map_err(|e| (i, e))?;
+        if total.is_empty() {
+            total = counts;
+        } else {
+            merge(&mut total, counts);
         }
     }
     Ok(total)
