@@ -2,8 +2,8 @@
 
 use distcore_core::Error;
 use pyo3::exceptions::{
-    PyException, PyKeyError, PyLookupError, PyOverflowError, PyTimeoutError, PyTypeError,
-    PyValueError,
+    PyConnectionError, PyException, PyKeyError, PyLookupError, PyOSError, PyOverflowError,
+    PyTimeoutError, PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::{create_exception, PyErr};
@@ -132,13 +132,53 @@ create_exception!(
     "An encryption key that is not 16, 24 or 32 bytes long (AES-128/192/256)."
 );
 
+create_exception!(
+    distcore.exceptions,
+    MapReduceError,
+    DistcoreError,
+    "Base class of the errors a MapReduce job raises."
+);
+create_exception!(
+    distcore.exceptions,
+    RecordTypeError,
+    MapReduceError,
+    "A key or value a job cannot take: a sum over strings, a mapper output that is not a pair."
+);
+create_exception!(
+    distcore.exceptions,
+    TaskError,
+    MapReduceError,
+    "A job's own function (mapper, combiner, reducer) raised; the message names the function, the \
+     record and its position, and ``__cause__`` is the original exception."
+);
+create_exception!(
+    distcore.exceptions,
+    WorkerLostError,
+    MapReduceError,
+    "A worker process died running a task more times than the job's retries allow."
+);
+create_exception!(
+    distcore.exceptions,
+    UnpicklableError,
+    MapReduceError,
+    "A job function that cannot be sent to worker processes (pickle / cloudpickle refused it)."
+);
+// Created on ConnectionError for the instance layout (an OSError's); MapReduceError goes in
+// front of it in `add_builtin_bases`, as for JoinError.
+create_exception!(
+    distcore.exceptions,
+    SchedulerError,
+    PyConnectionError,
+    "A Dask scheduler that cannot be reached (the address and the error are in the message)."
+);
+
 /// Adds the built-in base that matches each exception's meaning, so `except LookupError` and
 /// `except ValueError` keep working. `create_exception!` allows only one base, hence this step.
 pub fn add_builtin_bases(py: Python<'_>) -> PyResult<()> {
     let pairs: [(
         Bound<'_, pyo3::types::PyType>,
         Bound<'_, pyo3::types::PyType>,
-    ); 10] = [
+    ); 12] = [
         (
             py.get_type::<EmptyRingError>(),
             py.get_type::<PyLookupError>(),
@@ -173,6 +213,14 @@ pub fn add_builtin_bases(py: Python<'_>) -> PyResult<()> {
             py.get_type::<InvalidKeyError>(),
             py.get_type::<PyValueError>(),
         ),
+        (
+            py.get_type::<RecordTypeError>(),
+            py.get_type::<PyTypeError>(),
+        ),
+        (
+            py.get_type::<UnpicklableError>(),
+            py.get_type::<PyTypeError>(),
+        ),
     ];
     for (cls, builtin) in pairs {
         let bases = pyo3::types::PyTuple::new(py, [cls.getattr("__base__")?, builtin.into_any()])?;
@@ -189,6 +237,15 @@ pub fn add_builtin_bases(py: Python<'_>) -> PyResult<()> {
         ],
     )?;
     join.setattr("__bases__", bases)?;
+    let scheduler = py.get_type::<SchedulerError>();
+    let bases = pyo3::types::PyTuple::new(
+        py,
+        [
+            py.get_type::<MapReduceError>().into_any(),
+            py.get_type::<PyConnectionError>().into_any(),
+        ],
+    )?;
+    scheduler.setattr("__bases__", bases)?;
     Ok(())
 }
 
@@ -214,6 +271,8 @@ impl From<PyDistError> for PyErr {
             Error::Decode(_) => DecodeError::new_err(msg),
             Error::CounterOverflow(_) => CounterOverflowError::new_err(msg),
             Error::ClockSkew { .. } => ClockSkewError::new_err(msg),
+            Error::Type(_) => RecordTypeError::new_err(msg),
+            Error::Io(_) => PyOSError::new_err(msg),
         }
     }
 }

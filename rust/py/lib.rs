@@ -18,8 +18,9 @@ mod _core {
         ClockSkewError, ConfigError, CounterOverflowError, DecodeError, DecryptionError,
         DistcoreError, DuplicateNodeError, EmptyRingError, GossipError, InvalidKeyError,
         InvalidLabelError, InvalidWeightError, JoinError, KissOfDeathError, LabelMismatchError,
-        MetadataTooLargeError, NameConflictError, NodeNotFoundError, PollTooSoonError,
-        TimeSyncError,
+        MapReduceError, MetadataTooLargeError, NameConflictError, NodeNotFoundError,
+        PollTooSoonError, RecordTypeError, SchedulerError, TaskError, TimeSyncError,
+        UnpicklableError, WorkerLostError,
     };
 
     // Python's dunder name, not a Rust constant.

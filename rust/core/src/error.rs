@@ -26,6 +26,12 @@ pub enum Error {
     /// Any other argument out of its domain, with a short reason.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A value of the wrong type for what is asked of it (a sum over strings); the message says which.
+    #[error("{0}")]
+    Type(String),
+    /// A file that could not be read or written; the message names it.
+    #[error("{0}")]
+    Io(String),
     /// Bytes or text that are not a valid encoding of the expected value; the message says where.
     #[error("{0}")]
     Decode(String),

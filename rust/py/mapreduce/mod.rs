@@ -1,4 +1,9 @@
-//! Bindings for `distcore.mapreduce`: the built-in word count and the pair sort, GIL released.
+//! Bindings for `distcore.mapreduce`: the built-in word count and the pair sort (here), the
+//! shuffle core ([`shuffle`]) and the record encoding ([`values`]), GIL released where no Python
+//! object is touched.
+
+mod shuffle;
+mod values;
 
 use distcore_core::shuffle::{sort, words};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyUntypedArrayMethods};
@@ -110,5 +115,6 @@ pub fn sort_pairs<'py>(
 /// Adds the MapReduce functions to `_core`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(count_words, m)?)?;
-    m.add_function(wrap_pyfunction!(sort_pairs, m)?)
+    m.add_function(wrap_pyfunction!(sort_pairs, m)?)?;
+    shuffle::register(m)
 }
