@@ -22,6 +22,13 @@ Gossip (:mod:`distcore.gossip`):
   held by a live member at another address), and the :class:`ValueError` s
   :class:`MetadataTooLargeError` (over 512 bytes), :class:`InvalidLabelError` (over 255 bytes)
   and :class:`InvalidKeyError` (not 16, 24 or 32 bytes).
+
+MapReduce (:mod:`distcore.mapreduce`): :class:`MapReduceError` is the base of
+:class:`TaskError` (a job's own function raised; the record and its position are in the message),
+:class:`WorkerLostError` (a worker process died more often than the retries allow),
+:class:`RecordTypeError` and :class:`UnpicklableError` (also :class:`TypeError` s: a record a
+reducer cannot take, a function that cannot go to worker processes) and :class:`SchedulerError`
+(also a :class:`ConnectionError`: a Dask scheduler that cannot be reached).
 """
 
 from distcore._core import (
@@ -40,11 +47,17 @@ from distcore._core import (
     JoinError,
     KissOfDeathError,
     LabelMismatchError,
+    MapReduceError,
     MetadataTooLargeError,
     NameConflictError,
     NodeNotFoundError,
     PollTooSoonError,
+    RecordTypeError,
+    SchedulerError,
+    TaskError,
     TimeSyncError,
+    UnpicklableError,
+    WorkerLostError,
 )
 
 __all__ = [
@@ -63,9 +76,15 @@ __all__ = [
     "JoinError",
     "KissOfDeathError",
     "LabelMismatchError",
+    "MapReduceError",
     "MetadataTooLargeError",
     "NameConflictError",
     "NodeNotFoundError",
     "PollTooSoonError",
+    "RecordTypeError",
+    "SchedulerError",
+    "TaskError",
     "TimeSyncError",
+    "UnpicklableError",
+    "WorkerLostError",
 ]

@@ -1,13 +1,19 @@
-"""MapReduce with a native shuffle: the first pieces of its Rust core.
+"""MapReduce with a native shuffle: Python map and reduce functions (or built-in ones), with the
+partitioning, sorting, combining, spilling and merging in Rust, on this machine or on Dask.
 
-So far (see ``docs/mapreduce.md`` for what is planned):
-
+- :func:`read` makes a lazy :class:`Dataset` of files (text lines, CSV, JSON lines, Parquet,
+  Arrow), Python iterables or numpy arrays; its verbs (``map``, ``flat_map``, ``filter``,
+  ``reduce_by_key``, ``group_by_key``, ``fold_by_key``, ``count_by_key``, ``frequencies``,
+  ``distinct``, ``sort_by_key``, ``join``, ``top_k``) build the job, :meth:`Dataset.run` runs it;
+- :class:`Job` is the same in mrjob's shape (mapper, reducer, combiner, ``then``);
 - :func:`word_count` counts the words of files or text exactly as ``collections.Counter(
   text.split())`` would, in Rust on every core with the GIL released: the built-in
   tokenize-and-count job, with no Python object per word;
 - :func:`sort_by_key` sorts (uint64 key, uint64 value) pairs by key, stably, on every core.
 
->>> from distcore.mapreduce import word_count
+>>> from distcore.mapreduce import read, tokenize, word_count
+>>> read(["to be or", "not to be"], format="items").flat_map(tokenize).count_by_key().to_dict()
+{'be': 2, 'not': 1, 'or': 1, 'to': 2}
 >>> sorted(word_count(text="to be or not to be").items())
 [('be', 2), ('not', 1), ('or', 1), ('to', 2)]
 >>> word_count(text="to be or not to be", top=2)
@@ -24,9 +30,25 @@ from typing import overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from distcore._core import count_words, sort_pairs
+from distcore._core import count_words, partition_of, sort_pairs
+from distcore.mapreduce._plan import Dataset, Job, read, tokenize, union
+from distcore.mapreduce._result import Result, StageStats, Stats
+from distcore.mapreduce._run import run
 
-__all__ = ["sort_by_key", "word_count"]
+__all__ = [
+    "Dataset",
+    "Job",
+    "Result",
+    "StageStats",
+    "Stats",
+    "partition_of",
+    "read",
+    "run",
+    "sort_by_key",
+    "tokenize",
+    "union",
+    "word_count",
+]
 
 PathArg = str | os.PathLike[str]
 

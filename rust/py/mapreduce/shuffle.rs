@@ -125,10 +125,26 @@ impl ShuffleWriter {
         })
     }
 
-    /// Takes a batch of ``(key, value)`` pairs. A pair that is not a 2-tuple, or a value the
-    /// reducer cannot take, raises :class:`RecordTypeError` naming its index in the batch; the
-    /// pairs before it are taken.
-    fn add_pairs(&mut self, pairs: &Bound<'_, PyList>) -> PyResult<()> {
+    /// Takes a batch of ``(key, value)`` pairs, to the keys' hash partitions or, with
+    /// ``partitions``, to the partition given for each pair. A pair that is not a 2-tuple, or a
+    /// value the reducer cannot take, raises :class:`RecordTypeError` naming its index in the
+    /// batch; the pairs before it are taken.
+    #[pyo3(signature = (pairs, partitions = None))]
+    #[allow(clippy::needless_pass_by_value)] // PyO3 hands arguments over by value
+    fn add_pairs(
+        &mut self,
+        pairs: &Bound<'_, PyList>,
+        partitions: Option<Vec<u32>>,
+    ) -> PyResult<()> {
+        if let Some(p) = &partitions {
+            if p.len() != pairs.len() {
+                return Err(PyValueError::new_err(format!(
+                    "{} partitions for {} pairs",
+                    p.len(),
+                    pairs.len()
+                )));
+            }
+        }
         let mut key = std::mem::take(&mut self.key_buf);
         let mut value = std::mem::take(&mut self.value_buf);
         let result = (|| {
@@ -153,7 +169,9 @@ impl ShuffleWriter {
                 };
                 values::put(&mut key, &t.get_item(0)?, true).map_err(at)?;
                 values::put(&mut value, &t.get_item(1)?, false).map_err(at)?;
-                c.add(&key, &value).map_err(|e| at(PyDistError(e).into()))?;
+                let to = partitions.as_ref().map(|p| p[i]);
+                c.add_to(to, &key, &value)
+                    .map_err(|e| at(PyDistError(e).into()))?;
             }
             Ok(())
         })();

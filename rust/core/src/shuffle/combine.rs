@@ -29,6 +29,7 @@ fn partition_of_hash(hash: u64, partitions: u32) -> u32 {
 
 struct Entry {
     hash: u64,
+    partition: u32,
     key: Box<[u8]>,
     state: State,
 }
@@ -119,9 +120,20 @@ impl Combiner {
     fn upsert(
         &mut self,
         key: &[u8],
+        partition: Option<u32>,
         fold: impl FnOnce(Option<&mut State>) -> Result<Option<State>>,
     ) -> Result<()> {
         let hash = xxh3_64_with_seed(key, self.seed);
+        let partition = match partition {
+            None => partition_of_hash(hash, self.partitions),
+            Some(p) if p < self.partitions => p,
+            Some(p) => {
+                return Err(Error::InvalidArgument(format!(
+                    "partition {p} is out of range for {} partitions",
+                    self.partitions
+                )))
+            }
+        };
         if let Some(e) = self.table.find_mut(hash, |e| *e.key == *key) {
             let before = e.state.size();
             fold(Some(&mut e.state))?;
@@ -129,24 +141,28 @@ impl Combiner {
         } else {
             let state = fold(None)?.expect("a new entry's state");
             self.memory += key.len() + state.size() + ENTRY_OVERHEAD;
-            self.table.insert_unique(
+            let entry = Entry {
                 hash,
-                Entry {
-                    hash,
-                    key: key.into(),
-                    state,
-                },
-                |e| e.hash,
-            );
+                partition,
+                key: key.into(),
+                state,
+            };
+            self.table.insert_unique(hash, entry, |e| e.hash);
         }
         self.maybe_spill()
     }
 
     /// Takes one (key, value) pair, both encoded.
     pub fn add(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.add_to(None, key, value)
+    }
+
+    /// Takes one (key, value) pair for the given partition (a user's partitioner), or for the
+    /// key's hash partition (`None`). A key keeps the partition it was first given.
+    pub fn add_to(&mut self, partition: Option<u32>, key: &[u8], value: &[u8]) -> Result<()> {
         self.stats.records_in += 1;
         let r = self.reducer;
-        self.upsert(key, |s| match s {
+        self.upsert(key, partition, |s| match s {
             Some(s) => s.update(r, value).map(|()| None),
             None => r.start(value).map(Some),
         })
@@ -161,7 +177,7 @@ impl Combiner {
             )));
         }
         self.stats.records_in += n;
-        self.upsert(key, |s| match s {
+        self.upsert(key, None, |s| match s {
             Some(State::Count(c)) => {
                 *c += n;
                 Ok(None)
@@ -174,7 +190,7 @@ impl Combiner {
     /// Takes a state already folded elsewhere (from another run), as if its values came now.
     pub fn add_state(&mut self, key: &[u8], state: State) -> Result<()> {
         let r = self.reducer;
-        self.upsert(key, |s| match s {
+        self.upsert(key, None, |s| match s {
             Some(s) => s.merge(r, state).map(|()| None),
             None => Ok(Some(state)),
         })
@@ -191,11 +207,7 @@ impl Combiner {
     fn drain_sorted(&mut self) -> Vec<(u32, Entry)> {
         let table = std::mem::take(&mut self.table);
         self.memory = 0;
-        let p = self.partitions;
-        let mut entries: Vec<(u32, Entry)> = table
-            .into_iter()
-            .map(|e| (partition_of_hash(e.hash, p), e))
-            .collect();
+        let mut entries: Vec<(u32, Entry)> = table.into_iter().map(|e| (e.partition, e)).collect();
         entries.sort_unstable_by(|a, b| (a.0, &a.1.key).cmp(&(b.0, &b.1.key)));
         entries
     }

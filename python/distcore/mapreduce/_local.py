@@ -1,0 +1,305 @@
+"""The local executor: a job's tasks on this machine, with runs on local disk.
+
+Stages whose map side is all built-in (the Rust tokenizer, the built-in reducers) run their
+tasks on threads: the Rust core releases the GIL, so they use every core. Stages with user
+functions run them on worker processes (``forkserver``: no thread of this process is forked).
+A worker process that dies has its tasks run again, up to ``retries`` times; the tasks write
+their runs under temporary names and rename them when complete, so a re-run replaces, never
+mixes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
+from contextlib import ExitStack
+from multiprocessing.context import ForkServerContext, ForkServerProcess
+from typing import Any
+
+from distcore._core import WorkerLostError
+from distcore.mapreduce._plan import Plan
+from distcore.mapreduce._progress import Progress
+from distcore.mapreduce._result import Result, StageStats, Stats
+from distcore.mapreduce._tasks import (
+    ResultSplit,
+    TaskInput,
+    dump_plan,
+    input_splits,
+    map_task,
+    reduce_task,
+)
+
+Task = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+class _WorkerProcess(ForkServerProcess):
+    """A forkserver process that does not re-run the caller's main module.
+
+    multiprocessing makes a new process import ``__main__`` again so that functions defined
+    there resolve, which re-runs a script without an ``if __name__ == "__main__"`` guard. Job
+    functions travel by value (cloudpickle), so the workers need no main module: it is hidden
+    while the process is prepared.
+    """
+
+    def start(self) -> None:
+        main = sys.modules["__main__"]
+        saved: dict[str, Any] = {
+            k: main.__dict__.pop(k) for k in ("__file__", "__spec__") if k in main.__dict__
+        }
+        main.__spec__ = None
+        try:
+            super().start()
+        finally:
+            main.__dict__.update(saved)
+            if "__spec__" not in saved:
+                del main.__spec__
+
+
+class _WorkerContext(ForkServerContext):
+    Process = _WorkerProcess  # type: ignore[assignment]
+
+
+class _Workers:
+    """A process pool that is replaced when one of its processes dies."""
+
+    def __init__(self, workers: int) -> None:
+        self._workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self._workers, mp_context=_WorkerContext())
+        return self._pool
+
+    def restart(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _run_tasks(
+    tasks: Iterable[Task],
+    *,
+    threads: ThreadPoolExecutor | None,
+    processes: _Workers | None,
+    in_flight: int,
+    retries: int,
+    on_done: Callable[[int, Any], None],
+) -> int:
+    """Runs ``tasks`` (numbered in order) with at most ``in_flight`` at once, calls
+    ``on_done(number, result)`` as each completes, and returns how many were run again after a
+    worker process died. The first task error cancels the rest and is raised."""
+    pending: dict[Future[Any], tuple[int, Task, int]] = {}
+    source: Iterator[tuple[int, Task]] = enumerate(tasks)
+    retried = 0
+
+    def submit(n: int, task: Task, attempt: int) -> None:
+        fn, args, kw = task
+        executor: Executor
+        if processes is not None:
+            executor = processes.pool()
+        else:
+            assert threads is not None
+            executor = threads
+        pending[executor.submit(fn, *args, **kw)] = (n, task, attempt)
+
+    try:
+        for n, task in source:
+            submit(n, task, 0)
+            if len(pending) >= in_flight:
+                break
+        while pending:
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            lost: list[tuple[int, Task, int]] = []
+            for f in done:
+                n, task, attempt = pending.pop(f)
+                try:
+                    result = f.result()
+                except BrokenProcessPool:
+                    lost.append((n, task, attempt))
+                    continue
+                on_done(n, result)
+            if lost:
+                # The pool is broken: every task still in it is lost with it.
+                lost.extend(pending.values())
+                pending.clear()
+                assert processes is not None
+                processes.restart()
+                for n, task, attempt in sorted(lost, key=lambda t: t[0]):
+                    if attempt >= retries:
+                        raise WorkerLostError(
+                            f"a worker process died running task {n} "
+                            f"({attempt + 1} attempts; retries={retries})"
+                        )
+                    retried += 1
+                    submit(n, task, attempt + 1)
+            for n, task in source:
+                submit(n, task, 0)
+                if len(pending) >= in_flight:
+                    break
+    except BaseException:
+        for f in pending:
+            f.cancel()
+        if processes is not None:
+            processes.restart()
+        raise
+    return retried
+
+
+def default_memory_limit() -> int:
+    """A quarter of this machine's physical memory."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (ValueError, OSError):
+        return 2 << 30
+
+
+def run_local(
+    plan: Plan,
+    *,
+    workers: int | None = None,
+    memory_limit: int | None = None,
+    num_partitions: int | None = None,
+    seed: int = 0,
+    retries: int = 3,
+    progress: bool | None = None,
+    tmp_dir: str | None = None,
+) -> Result:
+    """Runs ``plan`` on this machine; see :func:`distcore.mapreduce.run`."""
+    workers = workers or os.cpu_count() or 1
+    limit = memory_limit if memory_limit is not None else default_memory_limit()
+    per_task = max(limit // workers, 1 << 20)
+    blob = dump_plan(plan)
+    workdir = tempfile.mkdtemp(prefix="distcore-mr-", dir=tmp_dir)
+    started = time.perf_counter()
+    stats = Stats("local", 0)
+    try:
+        with ExitStack() as stack:
+            threads = stack.enter_context(ThreadPoolExecutor(workers))
+            processes = _Workers(workers)
+            stack.callback(processes.close)
+            bar = stack.enter_context(Progress(progress))
+            parts: list[list[tuple[Any, int, int]]] = []
+            for s, stage in enumerate(plan.stages):
+                partitions = stage.shuffle.num_partitions or num_partitions or workers
+                stats.partitions = partitions
+                st = StageStats()
+                stats.stages.append(st)
+                sdir = os.path.join(workdir, f"stage-{s}")
+                os.makedirs(sdir)
+                spill_dir = os.path.join(sdir, "spill")
+                os.makedirs(spill_dir)
+                inputs: Iterable[TaskInput] = (
+                    input_splits(plan, workers)
+                    if s == 0
+                    else (
+                        TaskInput(-1, ResultSplit(tuple(runs), f"stage {s - 1} partition {p}"))
+                        for p, runs in enumerate(parts)
+                    )
+                )
+                maps: dict[int, tuple[str, list[int]]] = {}
+                python_map = plan.uses_python(s)
+
+                def map_tasks(
+                    inputs: Iterable[TaskInput] = inputs,
+                    s: int = s,
+                    sdir: str = sdir,
+                    spill_dir: str = spill_dir,
+                    partitions: int = partitions,
+                ) -> Iterator[Task]:
+                    for i, inp in enumerate(inputs):
+                        out = os.path.join(sdir, f"map-{i:05d}.run")
+                        kw = dict(
+                            seed=seed, memory_limit=per_task, spill_dir=spill_dir, out_path=out
+                        )
+                        yield map_task, (blob, s, inp, partitions), kw
+
+                def map_done(
+                    n: int,
+                    r: Any,
+                    st: StageStats = st,
+                    sdir: str = sdir,
+                    maps: dict[int, tuple[str, list[int]]] = maps,
+                    s: int = s,
+                ) -> None:
+                    _, offsets, task_stats = r
+                    maps[n] = (os.path.join(sdir, f"map-{n:05d}.run"), offsets)
+                    st.add_map(task_stats)
+                    bar.advance(f"stage {s + 1} map", task_stats["input_records"])
+
+                t0 = time.perf_counter()
+                bar.phase(f"stage {s + 1} map", None)
+                st.retried_tasks += _run_tasks(
+                    map_tasks(),
+                    threads=None if python_map else threads,
+                    processes=processes if python_map else None,
+                    in_flight=2 * workers,
+                    retries=retries,
+                    on_done=map_done,
+                )
+                st.map_seconds = time.perf_counter() - t0
+
+                order = sorted(maps)
+                results: dict[int, tuple[str, int, int]] = {}
+
+                def reduce_tasks(
+                    s: int = s,
+                    sdir: str = sdir,
+                    partitions: int = partitions,
+                    maps: dict[int, tuple[str, list[int]]] = maps,
+                    order: list[int] = order,
+                ) -> Iterator[Task]:
+                    for p in range(partitions):
+                        runs = [
+                            (maps[n][0], maps[n][1][p], maps[n][1][p + 1])
+                            for n in order
+                            if maps[n][1][p + 1] > maps[n][1][p]
+                        ]
+                        out = os.path.join(sdir, f"part-{p:05d}.run")
+                        yield reduce_task, (blob, s, runs), {"out_path": out}
+
+                def reduce_done(
+                    p: int,
+                    r: Any,
+                    st: StageStats = st,
+                    sdir: str = sdir,
+                    results: dict[int, tuple[str, int, int]] = results,
+                    s: int = s,
+                ) -> None:
+                    _, length, records = r
+                    results[p] = (os.path.join(sdir, f"part-{p:05d}.run"), 0, length)
+                    st.reduce_tasks += 1
+                    st.output_records += records
+                    bar.advance(f"stage {s + 1} reduce", records)
+
+                t0 = time.perf_counter()
+                bar.phase(f"stage {s + 1} reduce", partitions)
+                python_reduce = stage.shuffle.python_reducer is not None
+                st.retried_tasks += _run_tasks(
+                    reduce_tasks(),
+                    threads=None if python_reduce else threads,
+                    processes=processes if python_reduce else None,
+                    in_flight=2 * workers,
+                    retries=retries,
+                    on_done=reduce_done,
+                )
+                st.reduce_seconds = time.perf_counter() - t0
+                for path, _ in maps.values():
+                    os.unlink(path)
+                parts = [[results[p]] for p in range(partitions)]
+        stats.seconds = time.perf_counter() - started
+        return Result(parts, tail=plan.tail, sort_keys=plan.sort_keys, stats=stats, workdir=workdir)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
