@@ -1,0 +1,328 @@
+"""The MapReduce job API on the local executor, against plain-Python references (Counter, sorted,
+itertools), including spills to disk, dying workers and bad input."""
+
+from __future__ import annotations
+
+import collections
+import functools
+import itertools
+import operator
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from distcore._core import RunReader, ShuffleWriter, decode_record_value, encode_record_value
+from distcore.exceptions import (
+    DecodeError,
+    RecordTypeError,
+    TaskError,
+    UnpicklableError,
+    WorkerLostError,
+)
+from distcore.mapreduce import Job, partition_of, read, tokenize, union
+
+
+def _zipf_text(path: Path, words: int, seed: int = 7) -> str:
+    rng = np.random.default_rng(seed)
+    vocab = [f"w{i}" for i in range(5000)] + ["é", "日本", "naïve", "x" * 10_000]
+    ranks = np.minimum(rng.zipf(1.2, words), len(vocab)) - 1
+    lines, line = [], []
+    for i, r in enumerate(ranks):
+        line.append(vocab[r])
+        if i % 11 == 10:
+            lines.append(" ".join(line))
+            line = []
+            if i % 7 == 0:
+                lines.append("")  # empty lines count nothing
+    lines.append("\t".join(line) + "\u3000tail")
+    text = "\n".join(lines) + "\n"
+    path.write_text(text, encoding="utf-8")
+    return text
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    path = tmp_path_factory.mktemp("mr") / "zipf.txt"
+    return path, _zipf_text(path, 300_000)
+
+
+def _py_pairs(line: str) -> list[tuple[str, int]]:
+    return [(w, 1) for w in line.split()]
+
+
+# --- word count, every path ---------------------------------------------------------------
+
+
+def test_builtin_tokenizer_job_equals_counter(corpus: tuple[Path, str]) -> None:
+    path, text = corpus
+    want = collections.Counter(text.split())
+    with read(path, split_bytes=64 << 10).flat_map(tokenize).count_by_key().run() as r:
+        assert r.to_dict() == want
+        st0 = r.stats.stages[0]
+        assert st0.map_tasks > 4
+        assert st0.map_output_records == sum(want.values())
+        assert st0.output_records == len(want)
+        assert list(dict(r.to_dict())) == sorted(want), "keys in order"
+
+
+def test_python_mapper_and_reducers_equal_counter(corpus: tuple[Path, str]) -> None:
+    path, text = corpus
+    want = collections.Counter(text.split())
+    ds = read(path, split_bytes=256 << 10).flat_map(_py_pairs)
+    assert ds.count_by_key().to_dict() == want
+    assert ds.reduce_by_key(operator.add).to_dict() == want
+    assert ds.reduce_by_key("sum").to_dict() == want
+    assert ds.fold_by_key(0, operator.add, num_partitions=3).to_dict() == want
+    assert read(path).flat_map(str.split).frequencies().to_dict() == want
+    job = Job(_py_pairs, "sum", num_partitions=5)
+    assert job.run(path).to_dict() == want
+
+
+def test_hot_key_holding_half_the_records() -> None:
+    records = ["hot"] * 50_000 + [f"k{i}" for i in range(50_000)]
+    got = read(records, format="items", split_records=7_000).frequencies().to_dict()
+    assert got == collections.Counter(records)
+
+
+def test_every_builtin_reducer_matches_python() -> None:
+    rng = np.random.default_rng(3)
+    pairs = [(f"k{int(k)}", int(v)) for k, v in zip(rng.integers(0, 50, 20_000), rng.integers(-1000, 1000, 20_000), strict=True)]
+    pairs += [("f", 0.5), ("f", 2), ("f", True)]
+    groups: dict[str, list[object]] = collections.defaultdict(list)
+    for k, v in pairs:
+        groups[k].append(v)
+    ds = read(pairs, split_records=1_500)
+    assert ds.shuffle("count").to_dict() == {k: len(v) for k, v in groups.items()}
+    assert ds.shuffle("sum").to_dict() == {k: sum(v) for k, v in groups.items()}  # type: ignore[arg-type]
+    assert ds.shuffle("min").to_dict() == {k: min(v) for k, v in groups.items()}  # type: ignore[type-var]
+    assert ds.shuffle("max").to_dict() == {k: max(v) for k, v in groups.items()}  # type: ignore[type-var]
+    assert ds.shuffle("first").to_dict() == {k: v[0] for k, v in groups.items()}
+    assert ds.shuffle("last").to_dict() == {k: v[-1] for k, v in groups.items()}
+    assert ds.shuffle("collect").to_dict() == groups, "values in input order"
+    means = ds.shuffle("mean").to_dict()
+    for k, v in groups.items():
+        assert means[k] == pytest.approx(statistics.fmean(v))  # type: ignore[arg-type]
+    distinct = ds.shuffle("approx_distinct").to_dict()
+    assert distinct == {k: len(set(v)) for k, v in groups.items()}, "exact while small"
+
+
+def test_sum_over_strings_is_a_type_error_naming_the_record() -> None:
+    with pytest.raises(RecordTypeError, match=r"expected a number, got str.*'oops'"):
+        read([("a", 1), ("a", "oops")]).shuffle("sum").to_dict()
+    with pytest.raises(RecordTypeError, match=r"not a \(key, value\) tuple.*record 'abc'"):
+        read(["abc"], format="items").count_by_key().to_dict()
+
+
+# --- verbs, stages, ordering ----------------------------------------------------------------
+
+
+def test_verbs_match_their_python_meaning() -> None:
+    left = [("a", 1), ("b", 2), ("a", 3), ("d", 9)]
+    right = [("a", "x"), ("c", "y"), ("a", "z")]
+    inner = sorted((k, (lv, rv)) for k, lv in left for k2, rv in right if k == k2)
+    assert sorted(read(left).join(read(right)).to_list()) == inner
+    left_join = read(left).join(read(right), how="left").to_list()
+    assert ("b", (2, None)) in left_join and ("d", (9, None)) in left_join
+    assert read(left).group_by_key().to_dict() == {"a": [1, 3], "b": [2], "d": [9]}
+    assert read(["x", "y", "x", "z"], format="items").distinct().to_list() == ["x", "y", "z"]
+    assert read(range(100)).map(lambda i: i * i).filter(lambda i: i % 2).map(
+        lambda i: (i % 10, i)
+    ).reduce_by_key(max).to_dict() == {1: 9801, 5: 9025, 9: 9409}
+    counts = read(["a b b c c c"], format="items").flat_map(tokenize).count_by_key()
+    assert counts.top_k(2, key=operator.itemgetter(1)) == [("c", 3), ("b", 2)]
+    both = union(read([("u", 1)]), read([("u", 2), ("v", 3)])).shuffle("collect").to_dict()
+    assert both == {"u": [1, 2], "v": [3]}
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(-5, 5), st.integers()), max_size=300))
+def test_sort_by_key_is_stable(pairs: list[tuple[int, int]]) -> None:
+    got = read(pairs, split_records=37).sort_by_key(num_partitions=3).to_list()
+    assert got == sorted(pairs, key=operator.itemgetter(0))
+
+
+def test_two_stage_pipeline(corpus: tuple[Path, str]) -> None:
+    path, text = corpus
+    counts = collections.Counter(text.split())
+    by_count: dict[int, int] = collections.Counter(counts.values())
+    job = Job(_py_pairs, "sum").then(Job(lambda kv: [(kv[1], 1)], "count"))
+    assert job.run(path).to_dict() == by_count
+    # A result is an input too.
+    with read(path).flat_map(tokenize).count_by_key().run() as first:
+        again = read(first).map(lambda kv: (len(kv[0]), kv[1])).reduce_by_key("sum").to_dict()
+    assert again == dict(
+        functools.reduce(
+            lambda acc, kv: acc.update({len(kv[0]): acc.get(len(kv[0]), 0) + kv[1]}) or acc,
+            counts.items(),
+            {},
+        )
+    )
+
+
+def test_keys_of_every_type_round_trip_and_sort() -> None:
+    keys = [None, False, True, -(2**63), 2**63 - 1, -1.5, 2.25, "", "a\x00b", "日本", b"\x00\xff",
+            (1, "a"), (1, "a", None), 10**30]
+    for k in keys:
+        assert decode_record_value(encode_record_value(k)) == k
+    strings = ["b", "a", "ab", "", "\x00", "é", "z\x00"]
+    assert read(strings, format="items").distinct().to_list() == sorted(strings)
+    ints = [5, -3, 2**40, 0, -(2**50)]
+    assert read(ints).distinct().to_list() == sorted(ints)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=6), st.integers(), st.binary(max_size=4)), max_size=50),
+       st.integers(1, 9), st.integers(0, 2**32))
+def test_every_key_lands_in_exactly_one_partition(keys: list[object], n: int, seed: int) -> None:
+    w = ShuffleWriter("count", n, seed=seed)
+    w.add_keys(keys)
+    data, offsets, _ = w.finish()
+    assert data is not None
+    seen: collections.Counter[object] = collections.Counter()
+    for p in range(n):
+        for k, _ in RunReader("count", [(data, offsets[p], offsets[p + 1])]).read(10_000):
+            assert partition_of(k, n, seed=seed) == p
+            seen[k] += 1
+    assert set(seen) == set(keys) and all(c == 1 for c in seen.values())
+
+
+# --- memory, spills -----------------------------------------------------------------------
+
+
+def test_data_larger_than_the_memory_limit_spills_and_gives_the_same_result(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "unique.txt"
+    path.write_text("\n".join(f"key-{i:07d} key-{i % 1000}" for i in range(200_000)) + "\n")
+    want = collections.Counter(path.read_text().split())
+    with read(path).flat_map(tokenize).count_by_key().run(memory_limit=4 << 20, workers=2) as r:
+        assert r.to_dict() == want
+        assert r.stats.spills > 0
+        assert r.stats.stages[0].spilled_bytes > 0
+    py = read(path).flat_map(str.split).map(lambda w: (w, 1)).reduce_by_key(operator.add)
+    with py.run(memory_limit=2 << 20) as r:
+        assert r.to_dict() == want
+        assert r.stats.spills > 0
+
+
+# --- faults and bad input -----------------------------------------------------------------
+
+
+def test_a_mapper_that_raises_names_the_record_and_its_position(tmp_path: Path) -> None:
+    path = tmp_path / "in.txt"
+    path.write_text("fine\nalso fine\nboom here\nlast\n")
+
+    def mapper(line: str) -> list[tuple[str, int]]:
+        if "boom" in line:
+            raise ValueError("no booms")
+        return [(line, 1)]
+
+    before = set(os.listdir(tmp_path))
+    with pytest.raises(TaskError, match=r"ValueError: no booms; record 'boom here' at .*in\.txt.*byte 15") as e:
+        read(path).flat_map(mapper).count_by_key().run(tmp_dir=str(tmp_path))
+    assert isinstance(e.value.__cause__, ValueError)
+    assert set(os.listdir(tmp_path)) == before, "the job's files are removed"
+
+
+def test_a_reducer_that_raises_names_the_key() -> None:
+    with pytest.raises(TaskError, match=r"reducer .* raised ZeroDivisionError.*key 'b'"):
+        read([("a", 1), ("b", 0)]).shuffle(lambda k, vs: 1 / vs[0]).to_dict()
+
+
+def test_unpicklable_functions_are_refused_before_anything_runs() -> None:
+    import threading
+
+    lock = threading.Lock()
+    with pytest.raises(UnpicklableError, match="cannot be sent to worker processes"):
+        read(["a"], format="items").map(lambda r: (r, lock.locked())).count_by_key().to_dict()
+
+
+def test_missing_and_non_utf8_files(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nothing-here"):
+        read(tmp_path / "nothing-here.txt").flat_map(tokenize).count_by_key().to_dict()
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("ok\ncaf\xe9\n".encode("latin-1"))
+    with pytest.raises(DecodeError, match="latin.txt"):
+        read(latin).flat_map(tokenize).count_by_key().to_dict()
+    with pytest.raises(DecodeError, match="latin.txt"):
+        read(latin).flat_map(_py_pairs).count_by_key().to_dict()
+
+
+def _die_once(flag: str, line: str) -> list[tuple[str, int]]:
+    if not os.path.exists(flag):
+        Path(flag).touch()
+        os._exit(17)  # the worker process dies mid-task
+    return [(w, 1) for w in line.split()]
+
+
+def test_a_worker_that_dies_has_its_task_run_again(tmp_path: Path, corpus: tuple[Path, str]) -> None:
+    path, text = corpus
+    flag = str(tmp_path / "died")
+    job = read(path, split_bytes=512 << 10).flat_map(functools.partial(_die_once, flag))
+    with job.count_by_key().run(workers=2) as r:
+        assert r.to_dict() == collections.Counter(text.split())
+        assert r.stats.stages[0].retried_tasks >= 1
+    assert os.path.exists(flag)
+
+
+def _always_die(line: str) -> list[tuple[str, int]]:
+    os._exit(3)
+
+
+def test_a_task_that_always_kills_its_worker_gives_up() -> None:
+    with pytest.raises(WorkerLostError, match="retries=1"):
+        read(["x"], format="items").flat_map(_always_die).count_by_key().run(retries=1)
+
+
+# --- outputs ------------------------------------------------------------------------------
+
+
+def test_outputs_arrow_and_part_files(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    ds = read(["b a", "a c"], format="items").flat_map(tokenize).count_by_key(num_partitions=3)
+    with ds.run() as r:
+        table = r.to_arrow()
+        assert table.column_names == ["key", "value"]
+        assert table.to_pylist() == [{"key": "a", "value": 2}, {"key": "b", "value": 1}, {"key": "c", "value": 1}]
+        assert isinstance(table, pa.Table)
+        files = r.save(tmp_path / "out")
+    assert [f.name for f in files] == ["part-00000.jsonl", "part-00001.jsonl", "part-00002.jsonl"]
+    lines = sorted(line for f in files for line in f.read_text().splitlines())
+    assert lines == ['["a", 2]', '["b", 1]', '["c", 1]']
+
+
+def test_cli_runs_a_users_job(tmp_path: Path, corpus: tuple[Path, str]) -> None:
+    path, text = corpus
+    jobs = tmp_path / "myjobs.py"
+    jobs.write_text(
+        "from distcore.mapreduce import Job\n"
+        "lengths = Job(lambda line: [(len(w), 1) for w in line.split()], 'count')\n"
+    )
+    out = tmp_path / "out"
+    cli = [sys.executable, "-m", "distcore.cli", "mr", "run"]
+    done = subprocess.run([*cli, f"{jobs}:lengths", str(path), "--output", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "stage 1:" in done.stdout
+    got = {}
+    for f in out.iterdir():
+        for line in f.read_text().splitlines():
+            k, v = eval(line)  # JSON arrays of two ints
+            got[k] = v
+    assert got == collections.Counter(len(w) for w in text.split())
+    bad = subprocess.run([*cli, f"{jobs}:nope", str(path)], capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "has no 'nope'" in bad.stderr
+
+
+def test_itertools_reference_for_group_by_key_on_a_generator() -> None:
+    gen = ((i % 7, i) for i in range(10_000))
+    got = read(gen, split_records=999).group_by_key().to_dict()
+    want = {k: [v for _, v in g] for k, g in itertools.groupby(sorted(((i % 7, i) for i in range(10_000)), key=operator.itemgetter(0)), key=operator.itemgetter(0))}
+    assert got == want
