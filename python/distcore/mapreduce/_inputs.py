@@ -89,7 +89,10 @@ _SKIP = 64 << 10  # read size while looking for the end of the line a split star
 _BOM = b"\xef\xbb\xbf"
 _JSON_SPACE = " \t\r\n\x0b\x0c"  # a jsonl line of only these is blank (skipped)
 _BYTES_SPACE = _JSON_SPACE.encode()
-_CSV_GROWTH = 4  # a csv chunk with no newline outside quotes is cut anyway at 4x chunk_bytes
+# A csv chunk that finds no newline outside quotes is cut at any newline from this size, or 4 x
+# chunk_bytes if more: a stray quote in an unquoted value must not make the rest of the file one
+# chunk, and a real quoted value is never this long.
+_CSV_OPEN_LIMIT = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -309,6 +312,11 @@ def iter_splits(
         raise TypeError(
             f"cannot read {type(source).__name__}: pass a path, or records in a list or iterable"
         )
+    if type(source).__name__ == "DataFrame":  # pandas and polars iterate over column names
+        raise TypeError(
+            "a DataFrame iterates over its columns: pass pyarrow.Table.from_pandas(df)"
+            " (or df.to_arrow() for polars) for a record per row"
+        )
     arrow_table = _arrow_table(source)
     if arrow_table is not None:
         if format not in (None, "arrow"):
@@ -376,11 +384,16 @@ def _resolve(source: str | os.PathLike[str] | list[Any] | tuple[Any, ...]) -> li
         elif os.path.lexists(path) or not glob.has_magic(path):
             names.append(path)
         else:
-            matches = sorted(glob.glob(path, recursive=True))
-            if not matches:
+            found = [
+                name
+                for match in sorted(glob.glob(path, recursive=True))
+                for name in (
+                    _directory_files(match, strict=False) if os.path.isdir(match) else [match]
+                )
+            ]
+            if not found:
                 raise FileNotFoundError(errno.ENOENT, "no file matches the pattern", path)
-            for match in matches:
-                names += _directory_files(match) if os.path.isdir(match) else [match]
+            names += found
     files = []
     for path in names:
         try:
@@ -398,10 +411,12 @@ def _resolve(source: str | os.PathLike[str] | list[Any] | tuple[Any, ...]) -> li
     return files
 
 
-def _directory_files(path: str) -> list[str]:
+def _directory_files(path: str, *, strict: bool = True) -> list[str]:
+    """The regular files in directory ``path``, sorted, hidden ones skipped; with ``strict``, at
+    least one (a directory a glob matched may be empty)."""
     with os.scandir(path) as entries:
         names = sorted(e.path for e in entries if not e.name.startswith(".") and e.is_file())
-    if not names:
+    if strict and not names:
         raise FileNotFoundError(errno.ENOENT, "no file in the directory", path)
     return names
 
@@ -432,7 +447,7 @@ def _check_options(options: dict[str, object], kinds: set[str]) -> dict[str, obj
                 raise ValueError(f"field must be a name or an index, got {value!r}")
             if isinstance(value, int) and value < 0:
                 raise ValueError(f"field must be a name or an index >= 0, got {value}")
-            if kinds == {"jsonl"} and not isinstance(value, str):
+            if "jsonl" in kinds and not isinstance(value, str):
                 raise ValueError(f"a jsonl field is a dotted path such as 'a.b', got {value!r}")
         if name == "columns":
             if isinstance(value, str) or not isinstance(value, Iterable):
@@ -615,8 +630,8 @@ def read_chunks(split: Split, *, chunk_bytes: int = 8 << 20) -> Iterator[tuple[i
     header with :func:`csv_header`) and end at a newline outside quotes (the count of ``"``
     before it is even), so that for well-formed csv each chunk holds whole rows even when quoted
     values hold newlines. (A stray ``"`` inside an unquoted value can make that count lie; a
-    chunk is then cut at any newline once it reaches 4 x ``chunk_bytes``.) Csv and jsonl chunks
-    leave out a UTF-8 byte order mark at the start of the file.
+    chunk is then cut at any newline once it reaches 64 MiB or 4 x ``chunk_bytes``, to bound
+    memory.) Csv and jsonl chunks leave out a UTF-8 byte order mark at the start of the file.
 
     Raises
     ------
@@ -701,7 +716,7 @@ def _owned_blocks(
             if cut < len(block):
                 parts.append(block[cut:])
         while parts:  # the last line began before end: read on to its end
-            block = f.read(size)
+            block = f.read(min(size, _SKIP))
             i = block.find(b"\n")
             if i < 0:
                 parts.append(block)
@@ -784,7 +799,7 @@ def _read_jsonl(split: Split, n: int) -> Iterator[Batch]:
     path = split.source
     fld = split.option("field")
     keys = fld.split(".") if isinstance(fld, str) else None
-    loads = json.loads
+    loads = json.JSONDecoder().decode  # json.loads without its per-call checks
     batch: list[Any] = []
     first = 0
     for offset, block in _owned_blocks(path, split.start, split.end, _BLOCK):
@@ -940,7 +955,7 @@ def _csv_chunks(split: Split, size: int) -> Iterator[tuple[int, bytes]]:
         odd = False  # an odd number of quotes in parts: a quoted value is open
         while block := f.read(size):
             cut = _record_end(block, odd)
-            if cut == 0 and pending + len(block) >= _CSV_GROWTH * size:
+            if cut == 0 and pending + len(block) >= max(4 * size, _CSV_OPEN_LIMIT):
                 cut = block.rfind(b"\n") + 1  # the quote count is off: cut anyway
             if cut == 0:
                 parts.append(block)
