@@ -31,7 +31,9 @@ from distcore.mapreduce import Job, partition_of, read, tokenize, union
 
 def _zipf_text(path: Path, words: int, seed: int = 7) -> str:
     rng = np.random.default_rng(seed)
-    vocab = [f"w{i}" for i in range(5000)] + ["é", "日本", "naïve", "x" * 10_000]
+    vocab = [f"w{i}" for i in range(5000)]
+    vocab[3:6] = ["é", "日本", "naïve"]
+    vocab[4000] = "x" * 10_000  # a huge key, a few times
     ranks = np.minimum(rng.zipf(1.2, words), len(vocab)) - 1
     lines, line = [], []
     for i, r in enumerate(ranks):
@@ -93,7 +95,10 @@ def test_hot_key_holding_half_the_records() -> None:
 
 def test_every_builtin_reducer_matches_python() -> None:
     rng = np.random.default_rng(3)
-    pairs = [(f"k{int(k)}", int(v)) for k, v in zip(rng.integers(0, 50, 20_000), rng.integers(-1000, 1000, 20_000), strict=True)]
+    pairs = [
+        (f"k{int(k)}", int(v))
+        for k, v in zip(rng.integers(0, 50, 20_000), rng.integers(-1000, 1000, 20_000), strict=True)
+    ]
     pairs += [("f", 0.5), ("f", 2), ("f", True)]
     groups: dict[str, list[object]] = collections.defaultdict(list)
     for k, v in pairs:
@@ -167,8 +172,22 @@ def test_two_stage_pipeline(corpus: tuple[Path, str]) -> None:
 
 
 def test_keys_of_every_type_round_trip_and_sort() -> None:
-    keys = [None, False, True, -(2**63), 2**63 - 1, -1.5, 2.25, "", "a\x00b", "日本", b"\x00\xff",
-            (1, "a"), (1, "a", None), 10**30]
+    keys = [
+        None,
+        False,
+        True,
+        -(2**63),
+        2**63 - 1,
+        -1.5,
+        2.25,
+        "",
+        "a\x00b",
+        "日本",
+        b"\x00\xff",
+        (1, "a"),
+        (1, "a", None),
+        10**30,
+    ]
     for k in keys:
         assert decode_record_value(encode_record_value(k)) == k
     strings = ["b", "a", "ab", "", "\x00", "é", "z\x00"]
@@ -178,8 +197,11 @@ def test_keys_of_every_type_round_trip_and_sort() -> None:
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.one_of(st.text(max_size=6), st.integers(), st.binary(max_size=4)), max_size=50),
-       st.integers(1, 9), st.integers(0, 2**32))
+@given(
+    st.lists(st.one_of(st.text(max_size=6), st.integers(), st.binary(max_size=4)), max_size=50),
+    st.integers(1, 9),
+    st.integers(0, 2**32),
+)
 def test_every_key_lands_in_exactly_one_partition(keys: list[object], n: int, seed: int) -> None:
     w = ShuffleWriter("count", n, seed=seed)
     w.add_keys(keys)
@@ -225,9 +247,12 @@ def test_a_mapper_that_raises_names_the_record_and_its_position(tmp_path: Path) 
         return [(line, 1)]
 
     before = set(os.listdir(tmp_path))
-    with pytest.raises(TaskError, match=r"ValueError: no booms; record 'boom here' at .*in\.txt.*byte 15") as e:
+    with pytest.raises(
+        TaskError, match=r"ValueError: no booms; record 'boom here' at .*in\.txt.*byte 15"
+    ) as e:
         read(path).flat_map(mapper).count_by_key().run(tmp_dir=str(tmp_path))
-    assert isinstance(e.value.__cause__, ValueError)
+    # From a worker process the cause is the worker's traceback, with the original error.
+    assert "ValueError: no booms" in str(e.value.__cause__)
     assert set(os.listdir(tmp_path)) == before, "the job's files are removed"
 
 
@@ -249,9 +274,9 @@ def test_missing_and_non_utf8_files(tmp_path: Path) -> None:
         read(tmp_path / "nothing-here.txt").flat_map(tokenize).count_by_key().to_dict()
     latin = tmp_path / "latin.txt"
     latin.write_bytes("ok\ncaf\xe9\n".encode("latin-1"))
-    with pytest.raises(DecodeError, match="latin.txt"):
+    with pytest.raises(DecodeError, match=r"latin\.txt"):
         read(latin).flat_map(tokenize).count_by_key().to_dict()
-    with pytest.raises(DecodeError, match="latin.txt"):
+    with pytest.raises(DecodeError, match=r"latin\.txt"):
         read(latin).flat_map(_py_pairs).count_by_key().to_dict()
 
 
@@ -262,7 +287,9 @@ def _die_once(flag: str, line: str) -> list[tuple[str, int]]:
     return [(w, 1) for w in line.split()]
 
 
-def test_a_worker_that_dies_has_its_task_run_again(tmp_path: Path, corpus: tuple[Path, str]) -> None:
+def test_a_worker_that_dies_has_its_task_run_again(
+    tmp_path: Path, corpus: tuple[Path, str]
+) -> None:
     path, text = corpus
     flag = str(tmp_path / "died")
     job = read(path, split_bytes=512 << 10).flat_map(functools.partial(_die_once, flag))
@@ -290,7 +317,11 @@ def test_outputs_arrow_and_part_files(tmp_path: Path) -> None:
     with ds.run() as r:
         table = r.to_arrow()
         assert table.column_names == ["key", "value"]
-        assert table.to_pylist() == [{"key": "a", "value": 2}, {"key": "b", "value": 1}, {"key": "c", "value": 1}]
+        assert table.to_pylist() == [
+            {"key": "a", "value": 2},
+            {"key": "b", "value": 1},
+            {"key": "c", "value": 1},
+        ]
         assert isinstance(table, pa.Table)
         files = r.save(tmp_path / "out")
     assert [f.name for f in files] == ["part-00000.jsonl", "part-00001.jsonl", "part-00002.jsonl"]
@@ -307,8 +338,12 @@ def test_cli_runs_a_users_job(tmp_path: Path, corpus: tuple[Path, str]) -> None:
     )
     out = tmp_path / "out"
     cli = [sys.executable, "-m", "distcore.cli", "mr", "run"]
-    done = subprocess.run([*cli, f"{jobs}:lengths", str(path), "--output", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*cli, f"{jobs}:lengths", str(path), "--output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "stage 1:" in done.stdout
     got = {}
@@ -317,12 +352,20 @@ def test_cli_runs_a_users_job(tmp_path: Path, corpus: tuple[Path, str]) -> None:
             k, v = eval(line)  # JSON arrays of two ints
             got[k] = v
     assert got == collections.Counter(len(w) for w in text.split())
-    bad = subprocess.run([*cli, f"{jobs}:nope", str(path)], capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [*cli, f"{jobs}:nope", str(path)], capture_output=True, text=True, timeout=60
+    )
     assert bad.returncode != 0 and "has no 'nope'" in bad.stderr
 
 
 def test_itertools_reference_for_group_by_key_on_a_generator() -> None:
     gen = ((i % 7, i) for i in range(10_000))
     got = read(gen, split_records=999).group_by_key().to_dict()
-    want = {k: [v for _, v in g] for k, g in itertools.groupby(sorted(((i % 7, i) for i in range(10_000)), key=operator.itemgetter(0)), key=operator.itemgetter(0))}
+    want = {
+        k: [v for _, v in g]
+        for k, g in itertools.groupby(
+            sorted(((i % 7, i) for i in range(10_000)), key=operator.itemgetter(0)),
+            key=operator.itemgetter(0),
+        )
+    }
     assert got == want

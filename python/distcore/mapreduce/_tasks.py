@@ -13,7 +13,7 @@ import functools
 import os
 import pickle
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cloudpickle
@@ -40,7 +40,9 @@ _SHOWN = 200
 
 
 def dump_plan(plan: Plan) -> bytes:
-    """The plan as bytes for worker processes; :class:`UnpicklableError` if a function cannot go."""
+    """The plan as bytes for worker processes, without its inputs' sources (they travel in the
+    splits); :class:`UnpicklableError` if a function cannot go."""
+    plan = replace(plan, inputs=tuple(replace(i, source=None) for i in plan.inputs))
     try:
         return cloudpickle.dumps(plan)  # type: ignore[no-any-return]
     except Exception as e:
