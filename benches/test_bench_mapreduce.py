@@ -9,6 +9,12 @@ seed 42. Every contender's result is checked (31.2 M words, and the peers' count
   the issue's target is to be at least as fast as DuckDB and polars (``max_ratio`` 1).
 - sort: 10 M (uint64 key, uint64 value) pairs, ``sort_by_key`` against polars ``sort`` and numpy's
   ``argsort`` + gather; the target is at least as fast as polars.
+- a job with a user-written Python mapper and the built-in count, on 2 worker processes (the
+  mapper yields words, as for dask.bag's ``frequencies``; or ``(word, 1)`` pairs, as in mrjob)
+  against ``multiprocessing.Pool(2)`` with a ``Counter`` per 16 MB range and dask.bag's
+  ``frequencies`` on its process scheduler; the target is 2x faster (``max_ratio`` 0.5).
+- memory: a built-in word count over text 4x its ``memory_limit`` with almost every word distinct
+  (so combining cannot help), in a fresh process, its peak RSS over the limit; target 1.5.
 """
 
 from __future__ import annotations
@@ -169,3 +175,161 @@ def test_sort_numpy(benchmark: Any, pairs: tuple[np.ndarray, np.ndarray]) -> Non
         return pairs[0][order], pairs[1][order]
 
     benchmark.pedantic(run, rounds=3)
+
+
+# --- jobs with a Python mapper: distcore's shuffle vs multiprocessing and dask.bag -----------
+
+JOB = "word count with a Python mapper, 223 MB Zipf text (2 workers)"
+
+
+def py_pairs(line: str) -> list[tuple[str, int]]:
+    return [(w, 1) for w in line.split()]
+
+
+def py_words(line: str) -> list[str]:
+    return line.split()
+
+
+def distcore_pairs_job(path: Path) -> dict[str, int]:
+    """mrjob's shape: the mapper yields (word, 1), the built-in count reduces."""
+    from distcore.mapreduce import read
+
+    return read(path).flat_map(py_pairs).count_by_key().to_dict(workers=2)
+
+
+def distcore_words_job(path: Path) -> dict[str, int]:
+    """dask.bag's shape: the mapper yields words, the built-in count (frequencies) reduces."""
+    from distcore.mapreduce import read
+
+    return read(path).flat_map(py_words).frequencies().to_dict(workers=2)
+
+
+MAPPERS = {"mapper yields words": distcore_words_job, "mapper yields (word, 1)": distcore_pairs_job}
+
+
+def _count_range(args: tuple[str, int, int]) -> Counter[str]:
+    # Lines that start in [start, end), Hadoop's rule, as a hand-written job would do it.
+    name, start, end = args
+    c: Counter[str] = Counter()
+    with open(name, "rb") as f:
+        if start:
+            f.seek(start - 1)
+            f.readline()
+        while f.tell() < end:
+            line = f.readline()
+            if not line:
+                break
+            c.update(line.decode().split())
+    return c
+
+
+def multiprocessing_job(path: Path) -> dict[str, int]:
+    import multiprocessing
+
+    size = path.stat().st_size
+    step = 16 << 20
+    ranges = [(str(path), s, min(s + step, size)) for s in range(0, size, step)]
+    total: Counter[str] = Counter()
+    with multiprocessing.get_context("forkserver").Pool(2) as pool:
+        for c in pool.imap_unordered(_count_range, ranges):
+            total.update(c)
+    return dict(total)
+
+
+def dask_bag_job(path: Path) -> dict[str, int]:
+    import dask.bag as db
+
+    bag = db.read_text(str(path), blocksize=16 << 20).map(str.split).flatten().frequencies()
+    return dict(bag.compute(scheduler="processes", num_workers=2))
+
+
+JOB_PEERS = {
+    "multiprocessing Pool(2) + Counter": multiprocessing_job,
+    "dask.bag frequencies (processes)": dask_bag_job,
+}
+
+
+@pytest.mark.parametrize("peer", list(JOB_PEERS))
+@pytest.mark.parametrize("mapper", list(MAPPERS))
+def test_python_mapper_job_distcore(benchmark: Any, corpus: Path, mapper: str, peer: str) -> None:
+    tag(
+        benchmark,
+        JOB,
+        "distcore",
+        f"job, {mapper} (vs {peer.split()[0]})",
+        peer=peer,
+        max_ratio=0.5,
+    )
+    # One warm-up run outside the timing: the worker processes start once per Python process.
+    counts = benchmark.pedantic(MAPPERS[mapper], args=(corpus,), rounds=1, warmup_rounds=1)
+    check_counts(counts)
+
+
+@pytest.mark.parametrize("peer", list(JOB_PEERS))
+def test_python_mapper_job_peer(benchmark: Any, corpus: Path, peer: str) -> None:
+    tag(benchmark, JOB, "peer", peer)
+    counts = benchmark.pedantic(JOB_PEERS[peer], args=(corpus,), rounds=1)
+    check_counts(counts)
+    assert counts == distcore_wc(corpus)
+
+
+# --- memory: a job over 4x its memory limit ----------------------------------------------------
+
+MEM = "peak RSS of a word count over 4x its memory limit"
+MEM_LIMIT = 128 << 20
+
+_MEM_SCRIPT = """
+import resource, sys, tempfile
+from distcore.mapreduce import read, tokenize
+with read(sys.argv[1]).flat_map(tokenize).count_by_key().run(memory_limit=int(sys.argv[2])) as r:
+    with tempfile.TemporaryDirectory() as out:
+        r.save(out, format="tsv")
+    print(r.stats.spills, r.stats.stages[0].output_records)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+@pytest.fixture(scope="module")
+def unique_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4x the memory limit of text where almost every word is distinct (no combining helps)."""
+    path = tmp_path_factory.mktemp("unique") / "keys.txt"
+    rng = np.random.default_rng(7)
+    with path.open("wb") as f:
+        written = 0
+        while written < 4 * MEM_LIMIT:
+            ids = rng.integers(0, 1 << 40, 1_000_000)
+            block = ("\n".join(f"k{i:x} k{i % 9973}" for i in ids) + "\n").encode()
+            f.write(block)
+            written += len(block)
+    return path
+
+
+def test_memory_over_four_times_the_limit(benchmark: Any, unique_keys: Path) -> None:
+    import subprocess
+    import sys
+
+    benchmark.group = MEM
+    benchmark.name = "peak RSS / memory_limit"
+    peaks: list[float] = []
+
+    def job() -> None:
+        done = subprocess.run(
+            [sys.executable, "-c", _MEM_SCRIPT, str(unique_keys), str(MEM_LIMIT)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        spills, distinct, peak = (int(x) for x in done.stdout.split())
+        assert spills > 0 and distinct > 1_000_000
+        peaks.append(peak / MEM_LIMIT)
+
+    benchmark.pedantic(job, rounds=1)
+    benchmark.extra_info.update(
+        impl="measure",
+        name="peak RSS / memory_limit",
+        value=round(max(peaks), 2),
+        unit="x",
+        target_max=1.5,
+        limit_mb=MEM_LIMIT >> 20,
+        data_mb=round(unique_keys.stat().st_size / 1e6),
+    )

@@ -10,6 +10,7 @@ mixes.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
@@ -65,8 +66,14 @@ class _WorkerContext(ForkServerContext):
     Process = _WorkerProcess  # type: ignore[assignment]
 
 
+_CONTEXT = _WorkerContext()
+# The fork server imports the task code once; every worker forked from it starts with it loaded.
+_CONTEXT.set_forkserver_preload(["distcore.mapreduce._tasks"])
+
+
 class _Workers:
-    """A process pool that is replaced when one of its processes dies."""
+    """A process pool that is replaced when one of its processes dies. One per worker count is
+    kept between jobs (:func:`_workers`), so a job does not pay for starting processes."""
 
     def __init__(self, workers: int) -> None:
         self._workers = workers
@@ -74,7 +81,7 @@ class _Workers:
 
     def pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self._workers, mp_context=_WorkerContext())
+            self._pool = ProcessPoolExecutor(self._workers, mp_context=_CONTEXT)
         return self._pool
 
     def restart(self) -> None:
@@ -157,6 +164,24 @@ def _run_tasks(
     return retried
 
 
+_POOLS: dict[int, _Workers] = {}
+
+
+def _workers(n: int) -> _Workers:
+    """The kept pool of ``n`` worker processes (created on first use)."""
+    if n not in _POOLS:
+        _POOLS[n] = _Workers(n)
+    return _POOLS[n]
+
+
+@atexit.register
+def close_workers() -> None:
+    """Stops the worker processes kept between jobs (they also stop when Python exits)."""
+    for pool in _POOLS.values():
+        pool.close()
+    _POOLS.clear()
+
+
 def default_memory_limit() -> int:
     """A quarter of this machine's physical memory."""
     try:
@@ -187,8 +212,7 @@ def run_local(
     try:
         with ExitStack() as stack:
             threads = stack.enter_context(ThreadPoolExecutor(workers))
-            processes = _Workers(workers)
-            stack.callback(processes.close)
+            processes = _workers(workers)
             bar = stack.enter_context(Progress(progress))
             parts: list[list[tuple[Any, int, int]]] = []
             for s, stage in enumerate(plan.stages):

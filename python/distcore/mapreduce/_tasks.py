@@ -224,7 +224,8 @@ def map_task(
     records = 0
     if _words_fast_path(plan, stage, inp):
         assert isinstance(inp.split, Split)
-        for offset, chunk in read_chunks(inp.split):
+        # 2 MB chunks: the reader holds a few chunks at once, and that counts against memory.
+        for offset, chunk in read_chunks(inp.split, chunk_bytes=2 << 20):
             try:
                 writer.add_words(chunk)
             except DecodeError as e:

@@ -149,6 +149,7 @@ impl ShuffleWriter {
         let mut value = std::mem::take(&mut self.value_buf);
         let result = (|| {
             let c = self.combiner()?;
+            let counting = c.reducer() == Reducer::Count;
             for (i, pair) in pairs.iter().enumerate() {
                 let t = pair
                     .cast::<PyTuple>()
@@ -168,7 +169,12 @@ impl ShuffleWriter {
                     err
                 };
                 values::put(&mut key, &t.get_item(0)?, true).map_err(at)?;
-                values::put(&mut value, &t.get_item(1)?, false).map_err(at)?;
+                if counting {
+                    // A count needs no value: skip its encoding.
+                    value.push(codec::NONE);
+                } else {
+                    values::put(&mut value, &t.get_item(1)?, false).map_err(at)?;
+                }
                 let to = partitions.as_ref().map(|p| p[i]);
                 c.add_to(to, &key, &value)
                     .map_err(|e| at(PyDistError(e).into()))?;
@@ -204,15 +210,17 @@ impl ShuffleWriter {
         let text = text.as_bytes();
         let c = self.combiner()?;
         py.detach(|| {
-            let counts = words::count_words(text, 1)?;
             let mut key = Vec::new();
-            for (w, n) in counts {
-                key.clear();
-                // Valid UTF-8: count_words checked it.
-                codec::put_str(&mut key, std::str::from_utf8(w).unwrap_or_default());
-                c.add_count(&key, n)?;
-            }
-            Ok::<_, Error>(())
+            // A piece at a time: its table of distinct words is all the extra memory.
+            words::count_pieces(text, 1 << 20, |counts| {
+                for (w, n) in counts {
+                    key.clear();
+                    // Valid UTF-8: count_pieces checked it.
+                    codec::put_str(&mut key, std::str::from_utf8(w).unwrap_or_default());
+                    c.add_count(&key, *n)?;
+                }
+                Ok(())
+            })
         })
         .map_err(|e| PyDistError(e).into())
     }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hashbrown::HashTable;
+use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::reduce::{Reducer, State};
@@ -27,15 +28,22 @@ fn partition_of_hash(hash: u64, partitions: u32) -> u32 {
     ((u128::from(hash) * u128::from(partitions)) >> 64) as u32
 }
 
+/// A key in the table: short keys (most words, ids, numbers) live inside the entry, so a probe
+/// touches one cache line instead of two.
+type Key = SmallVec<[u8; INLINE_KEY]>;
+
+/// Bytes of a key kept inside its entry.
+const INLINE_KEY: usize = 24;
+
 struct Entry {
     hash: u64,
     partition: u32,
-    key: Box<[u8]>,
+    key: Key,
     state: State,
 }
 
-/// Per-entry bytes beside the key and the state: the entry, its slot and the table's spare room.
-const ENTRY_OVERHEAD: usize = 2 * std::mem::size_of::<Entry>();
+/// Bytes of one slot of the table: the entry and its control byte.
+const SLOT: usize = std::mem::size_of::<Entry>() + 1;
 
 /// What a combiner did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -69,7 +77,8 @@ pub struct Combiner {
     memory_limit: usize,
     spill_dir: Option<PathBuf>,
     table: HashTable<Entry>,
-    memory: usize,
+    /// Heap bytes the entries own outside the table (long keys, lists, value buffers).
+    heap: usize,
     spills: Vec<Spill>,
     stats: Stats,
 }
@@ -87,14 +96,26 @@ impl Combiner {
         if partitions == 0 {
             return Err(Error::InvalidArgument("partitions must be >= 1".into()));
         }
+        // Under a budget the table is made once at the size the budget allows and never grows:
+        // growing copies it into one twice its size, and each freed copy is memory the
+        // allocator may keep. (The entries' pages are touched only as they fill.)
+        let table = if spill_dir.is_some() && memory_limit < usize::MAX / 2 {
+            // The table has a power of two of slots, 7/8 of them usable; each slot also needs
+            // a reference when the table is sorted for a spill.
+            let slots = memory_limit / (SLOT + std::mem::size_of::<usize>());
+            let buckets = if slots < 16 { 16 } else { 1 << slots.ilog2() };
+            HashTable::with_capacity(buckets / 8 * 7)
+        } else {
+            HashTable::new()
+        };
         Ok(Self {
             reducer,
             partitions,
             seed,
             memory_limit,
             spill_dir,
-            table: HashTable::new(),
-            memory: 0,
+            table,
+            heap: 0,
             spills: Vec::new(),
             stats: Stats::default(),
         })
@@ -112,7 +133,7 @@ impl Combiner {
 
     /// Bytes its table holds, as the budget counts them.
     pub fn memory(&self) -> usize {
-        self.memory
+        self.heap + self.table.len() * SLOT
     }
 
     /// Folds a value into the entry of `key`: `fold(Some(state))` updates it, `fold(None)`
@@ -134,13 +155,18 @@ impl Combiner {
                 )))
             }
         };
-        if let Some(e) = self.table.find_mut(hash, |e| *e.key == *key) {
-            let before = e.state.size();
+        if let Some(e) = self.table.find_mut(hash, |e| e.hash == hash && *e.key == *key) {
+            let before = e.state.heap_size();
             fold(Some(&mut e.state))?;
-            self.memory = self.memory + e.state.size() - before;
+            self.heap = self.heap + e.state.heap_size() - before;
         } else {
             let state = fold(None)?.expect("a new entry's state");
-            self.memory += key.len() + state.size() + ENTRY_OVERHEAD;
+            if self.table.len() == self.table.capacity() && self.spill_dir.is_some() {
+                // Full: spill rather than grow (see `new`).
+                self.spill()?;
+            }
+            let long_key = if key.len() > INLINE_KEY { key.len() } else { 0 };
+            self.heap += long_key + state.heap_size();
             let entry = Entry {
                 hash,
                 partition,
@@ -197,19 +223,30 @@ impl Combiner {
     }
 
     fn maybe_spill(&mut self) -> Result<()> {
-        if self.memory <= self.memory_limit || self.spill_dir.is_none() || self.table.is_empty() {
+        if self.memory() <= self.memory_limit || self.spill_dir.is_none() || self.table.is_empty()
+        {
             return Ok(());
         }
         self.spill()
     }
 
-    /// The table's entries sorted by (partition, key); the table is left empty and freed.
-    fn drain_sorted(&mut self) -> Vec<(u32, Entry)> {
-        let table = std::mem::take(&mut self.table);
-        self.memory = 0;
-        let mut entries: Vec<(u32, Entry)> = table.into_iter().map(|e| (e.partition, e)).collect();
-        entries.sort_unstable_by(|a, b| (a.0, &a.1.key).cmp(&(b.0, &b.1.key)));
-        entries
+    /// Writes the table's entries sorted by (partition, key) to `out` (sorting references,
+    /// not entries: 8 bytes each); the table is then emptied and freed.
+    fn write_sorted<W: std::io::Write>(&mut self, out: W) -> Result<(W, Vec<u64>)> {
+        let mut order: Vec<&Entry> = self.table.iter().collect();
+        order.sort_unstable_by(|a, b| (a.partition, &a.key).cmp(&(b.partition, &b.key)));
+        let mut writer = RunWriter::new(out, self.partitions);
+        for e in &order {
+            writer.start_partition(e.partition);
+            writer.record(&e.key, &e.state)?;
+        }
+        self.stats.records_out = order.len() as u64;
+        drop(order);
+        // Kept at its size for the next run: freeing and growing it again would leave the
+        // allocator holding the old tables' pages (glibc raises its mmap threshold after a free).
+        self.table.clear();
+        self.heap = 0;
+        writer.finish(self.partitions)
     }
 
     fn spill(&mut self) -> Result<()> {
@@ -218,8 +255,7 @@ impl Combiner {
         let path = dir.join(format!("spill-{}-{n}.run", std::process::id()));
         let file =
             File::create(&path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
-        let entries = self.drain_sorted();
-        let (_, offsets) = write_entries(BufWriter::new(file), entries, self.partitions)?;
+        let (_, offsets) = self.write_sorted(BufWriter::new(file))?;
         self.stats.spills += 1;
         self.stats.spilled_bytes += offsets.last().copied().unwrap_or(0);
         self.spills.push(Spill { path, offsets });
@@ -231,11 +267,10 @@ impl Combiner {
     /// The spill files are removed.
     pub fn finish<W: std::io::Write>(mut self, out: W) -> Result<(W, Vec<u64>, Stats)> {
         let (out, offsets) = if self.spills.is_empty() {
-            let entries = self.drain_sorted();
-            self.stats.records_out = entries.len() as u64;
-            write_entries(out, entries, self.partitions)?
+            self.write_sorted(out)?
         } else {
             self.spill()?;
+            self.table = HashTable::new();
             self.merge_spills(out)?
         };
         self.stats.output_bytes = offsets.last().copied().unwrap_or(0);
@@ -270,19 +305,6 @@ impl Drop for Combiner {
             let _ = fs::remove_file(&s.path);
         }
     }
-}
-
-fn write_entries<W: std::io::Write>(
-    out: W,
-    entries: Vec<(u32, Entry)>,
-    partitions: u32,
-) -> Result<(W, Vec<u64>)> {
-    let mut writer = RunWriter::new(out, partitions);
-    for (p, e) in entries {
-        writer.start_partition(p);
-        writer.record(&e.key, &e.state)?;
-    }
-    writer.finish(partitions)
 }
 
 /// Whether `dir` can take spill files (it exists and is a directory).

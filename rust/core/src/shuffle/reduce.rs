@@ -304,15 +304,14 @@ impl State {
         Ok(())
     }
 
-    /// About how many bytes of memory the state holds, for the memory budget.
-    pub fn size(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + match self {
-                State::Value(v) | State::List(v) => v.capacity(),
-                State::Distinct(Distinct::Exact(h)) => h.capacity() * 8,
-                State::Distinct(Distinct::Registers(r)) => r.len(),
-                _ => 0,
-            }
+    /// Bytes the state owns on the heap (beside its own size), for the memory budget.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            State::Value(v) | State::List(v) => v.capacity(),
+            State::Distinct(Distinct::Exact(h)) => h.capacity() * 8,
+            State::Distinct(Distinct::Registers(r)) => r.len(),
+            _ => 0,
+        }
     }
 
     /// Appends the state in the spill format (its reducer is known to the reader).

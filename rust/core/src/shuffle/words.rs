@@ -122,6 +122,23 @@ fn pieces(text: &[u8], parts: usize) -> Vec<&[u8]> {
     out
 }
 
+/// Counts the words of `text` (UTF-8) one piece of about `piece_bytes` at a time on this thread,
+/// handing each piece's counts to `f`: memory stays bounded by one piece's distinct words.
+pub fn count_pieces<'a>(
+    text: &'a [u8],
+    piece_bytes: usize,
+    mut f: impl FnMut(&Counts<'a>) -> Result<()>,
+) -> Result<()> {
+    check_utf8(text)?;
+    let mut counts = Counts::default();
+    for piece in pieces(text, text.len().div_ceil(piece_bytes.max(1)).max(1)) {
+        counts.clear();
+        count_into(piece, &mut counts);
+        f(&counts)?;
+    }
+    Ok(())
+}
+
 /// Counts the words of `text` (UTF-8) on up to `threads` threads (0: one per core).
 pub fn count_words(text: &[u8], threads: usize) -> Result<Counts<'_>> {
     check_utf8(text)?;
