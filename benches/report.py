@@ -173,8 +173,9 @@ NOTES = {
     "other member lists it as dead (distcore, through its agents' RPC) or failed (serf), each "
     "member polled every 50 ms by its own thread. Real processes on 127.0.0.1, the LAN profile "
     'on both sides. "faster" = serf time / distcore time (above 1: distcore detects sooner).',
-    "run": "Times are medians of whole runs (3 each; 1 for Counter) on the same file or arrays, "
-    "every contender's result checked against distcore's. "
+    "run": "Times are medians of whole runs (the rounds are in the median column: few, for "
+    "runs of seconds) on the same file or arrays, every contender's result checked against "
+    "distcore's. "
     '"faster" = peer time / distcore time.',
 }
 

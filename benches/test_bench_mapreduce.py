@@ -19,6 +19,8 @@ seed 42. Every contender's result is checked (31.2 M words, and the peers' count
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,13 @@ SORT = "sort 10 M (uint64 key, uint64 value) pairs"
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def corpus() -> Path:
+    """The corpus, generated once per machine into the temp folder (both MapReduce bench files,
+    run as separate pytest processes, share it)."""
+    path = Path(tempfile.gettempdir()) / "distcore-bench" / f"zipf-{LINES}x{WORDS_PER_LINE}-42.txt"
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(42)
     lengths = rng.integers(3, 11, VOCAB)
     letters = rng.integers(ord("a"), ord("z") + 1, int(lengths.sum()), dtype=np.uint8)
@@ -49,12 +57,13 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     vocab = [letters[cuts[i] : cuts[i + 1]].tobytes() for i in range(VOCAB)]
     weights = 1.0 / np.arange(1, VOCAB + 1)
     picks = rng.choice(VOCAB, size=LINES * WORDS_PER_LINE, p=weights / weights.sum())
-    path = tmp_path_factory.mktemp("corpus") / "words.txt"
-    with path.open("wb") as f:
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with tmp.open("wb") as f:
         for start in range(0, LINES, 100_000):
             block = picks[start * WORDS_PER_LINE : (start + 100_000) * WORDS_PER_LINE]
             rows = block.reshape(-1, WORDS_PER_LINE)
             f.write(b"".join(b" ".join(vocab[i] for i in row) + b"\n" for row in rows))
+    os.replace(tmp, path)
     return path
 
 

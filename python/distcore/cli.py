@@ -584,7 +584,7 @@ def _find_benches() -> Path | None:
 
 
 #: The benchmark files, one per capability: benches/test_bench_NAME.py -> bench-results/NAME.*
-BENCH_CAPABILITIES = ("hashing", "clocks", "gossip", "mapreduce")
+BENCH_CAPABILITIES = ("hashing", "clocks", "gossip", "mapreduce", "mapreduce_dask")
 
 
 @main.command(short_help="Benchmarks vs the peers (uhashring, hlcpy, ...), from a checkout.")
@@ -609,7 +609,7 @@ def bench(out_dir: Path, only: tuple[str, ...], select: str | None) -> None:
     \b
     Same as `make bench` without the release build: build first with
       maturin develop --release
-    Results: bench-results/{hashing,clocks,gossip,mapreduce}.{json,md,png}. Needs
+    Results: bench-results/{hashing,clocks,gossip,mapreduce,mapreduce_dask}.{json,md,png}. Needs
     pytest-benchmark and the peers (pip install 'distcore[bench]'); gossip's peer is Debian's
     serf (a few minutes).
     """
