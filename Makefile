@@ -61,8 +61,8 @@ test: install lint-rust test-rust wheel lint-python stubtest ## everything: lint
 	DISTCORE_EXPECT_WHEEL=1 $(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: build-prod ## benchmarks side by side with the peers; prints ratios, writes bench-results/NAME.{json,md,png}
-	$(VENV)/bin/distcore bench --out bench-results
+bench: build-prod ## benchmarks side by side with the peers (ONLY="mapreduce gossip" for some); writes bench-results/NAME.{json,md,png}
+	$(VENV)/bin/distcore bench --out bench-results $(foreach c,$(ONLY),--only $(c))
 
 .PHONY: bench-rust
 bench-rust: ## criterion benches of the core crate

@@ -155,7 +155,10 @@ impl Combiner {
                 )))
             }
         };
-        if let Some(e) = self.table.find_mut(hash, |e| e.hash == hash && *e.key == *key) {
+        if let Some(e) = self
+            .table
+            .find_mut(hash, |e| e.hash == hash && *e.key == *key)
+        {
             let before = e.state.heap_size();
             fold(Some(&mut e.state))?;
             self.heap = self.heap + e.state.heap_size() - before;
@@ -223,8 +226,7 @@ impl Combiner {
     }
 
     fn maybe_spill(&mut self) -> Result<()> {
-        if self.memory() <= self.memory_limit || self.spill_dir.is_none() || self.table.is_empty()
-        {
+        if self.memory() <= self.memory_limit || self.spill_dir.is_none() || self.table.is_empty() {
             return Ok(());
         }
         self.spill()
