@@ -369,3 +369,89 @@ def test_itertools_reference_for_group_by_key_on_a_generator() -> None:
         )
     }
     assert got == want
+
+
+# --- built-in field mappers: Rust on raw bytes, the same as their Python form ----------------
+
+_TRICKY = [
+    "42",
+    "-7",
+    "+7",
+    "99999999999999999999",
+    "2.5",
+    "1e3",
+    ".5",
+    "1.",
+    "Inf",
+    "nan",
+    " 42",
+    "1_000",
+    "",
+    "abc",
+    "0x10",
+    "1e",
+    "-",
+    "日本",
+]
+
+
+def _no_op(kv: object) -> bool:
+    return True
+
+
+def test_csv_field_mapper_native_equals_python(tmp_path: Path) -> None:
+    from distcore.mapreduce import CsvField, csv_value
+
+    path = tmp_path / "sales.csv"
+    rows = [(f"c{i % 5}", _TRICKY[i % len(_TRICKY)]) for i in range(2_000)]
+    rows.append(("quoted, with comma", "3"))
+    lines = ["city,amount"] + [f'"{c}",{a}' if "," in c else f"{c},{a}" for c, a in rows]
+    path.write_text("\n".join(lines) + "\n\n")
+    want: dict[object, list[object]] = collections.defaultdict(list)
+    for c, a in rows:
+        want[c].append(csv_value(a))
+    native = read(path).map(CsvField("city", "amount")).shuffle("collect").to_dict()
+    python = read(path).map(CsvField("city", "amount")).filter(_no_op).shuffle("collect").to_dict()
+    for got in (native, python):
+        assert got.keys() == want.keys()
+        for k, vs in want.items():
+            assert repr(got[k]) == repr(vs), k  # nan != nan: compare their reprs
+    by_index = read(path).map(CsvField(0)).shuffle("count").to_dict()
+    assert by_index == collections.Counter(c for c, _ in rows)
+    with pytest.raises(ValueError, match="no column 'nope'"):
+        read(path).map(CsvField("nope")).count_by_key().to_dict()
+
+
+def test_json_field_mapper_native_equals_python(tmp_path: Path) -> None:
+    import json
+
+    from distcore.mapreduce import JsonField
+
+    path = tmp_path / "events.jsonl"
+    docs = [
+        {"user": {"id": i % 7}, "amount": [1, 2.5, -3, True, None, "x"][i % 6]}
+        for i in range(3_000)
+    ]
+    docs.append({"amount": 4})  # no user: key None
+    path.write_text("\n".join(json.dumps(d) for d in docs) + "\n\n")
+    want: dict[object, object] = {}
+    for d in docs:
+        k = d.get("user", {}).get("id") if isinstance(d.get("user"), dict) else None
+        want.setdefault(k, d["amount"])
+    native = read(path).map(JsonField("user.id", "amount")).shuffle("first").to_dict()
+    python = read(path).map(JsonField("user.id", "amount")).filter(_no_op).shuffle("first")
+    assert native == python.to_dict() == want
+    counts = read(path).map(JsonField("user.id")).count_by_key().to_dict()
+    assert sum(counts.values()) == len(docs)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"a": 1}\n{"a": {"b": 2}}\n')
+    with pytest.raises(RecordTypeError, match=r"bad\.jsonl, line at byte 9: .*not objects"):
+        read(bad).map(JsonField("a")).count_by_key().to_dict()
+    with pytest.raises(RecordTypeError, match="not objects"):
+        read(bad).map(JsonField("a")).filter(_no_op).count_by_key().to_dict()
+
+
+def test_progress_bars_do_not_change_the_result(capsys: pytest.CaptureFixture[str]) -> None:
+    got = read(["a b", "b"], format="items").flat_map(tokenize).count_by_key()
+    assert got.to_dict(progress=True) == {"a": 1, "b": 2}
+    assert "stage 1 map" in capsys.readouterr().err

@@ -31,16 +31,28 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from distcore._core import count_words, partition_of, sort_pairs
-from distcore.mapreduce._plan import Dataset, Job, read, tokenize, union
+from distcore.mapreduce._plan import (
+    CsvField,
+    Dataset,
+    Job,
+    JsonField,
+    csv_value,
+    read,
+    tokenize,
+    union,
+)
 from distcore.mapreduce._result import Result, StageStats, Stats
 from distcore.mapreduce._run import run
 
 __all__ = [
+    "CsvField",
     "Dataset",
     "Job",
+    "JsonField",
     "Result",
     "StageStats",
     "Stats",
+    "csv_value",
     "partition_of",
     "read",
     "run",

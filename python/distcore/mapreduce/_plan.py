@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import itertools
 import operator
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from distcore._core import reducer_names
+from distcore._core import RecordTypeError, reducer_names
 
 Fn = Callable[..., Any]
 OpKind = Literal["map", "flat_map", "filter"]
@@ -62,6 +63,82 @@ class Tokenize:
 
 
 tokenize = Tokenize()
+
+_INT = re.compile(r"[+-]?[0-9]+")
+# What Rust's f64 parser accepts (the native CSV mapper uses it).
+_FLOAT = re.compile(
+    r"[+-]?(?:inf|infinity|nan|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)", re.IGNORECASE
+)
+
+
+def csv_value(field: str) -> int | float | str:
+    """A CSV field typed as the built-in CSV mapper types it: an ``int`` when it is an optional
+    sign and digits that fit 64 bits, else a ``float`` when it is a decimal number (with ``.`` or
+    an exponent), ``inf``, ``infinity`` or ``nan``, else the string as written (no trimming)."""
+    if _INT.fullmatch(field):
+        i = int(field)
+        if -(2**63) <= i < 2**63:
+            return i
+    if _FLOAT.fullmatch(field):
+        return float(field)
+    return field
+
+
+@dataclass(frozen=True)
+class CsvField:
+    """The built-in CSV mapper: ``.map(CsvField(key, value))`` turns each row into the pair
+    (its ``key`` column, its ``value`` column or ``None``), columns by header name or index,
+    fields typed by :func:`csv_value`. On CSV inputs, followed by a built-in reducer, it runs in
+    Rust on the file's bytes (no Python object per row)."""
+
+    key: str | int
+    value: str | int | None = None
+
+    def _get(self, row: Any, col: str | int) -> Any:
+        if isinstance(row, dict):
+            return row[col] if isinstance(col, str) else list(row.values())[col]
+        return row[col]
+
+    def __call__(self, row: Any) -> tuple[Any, Any]:
+        value = None if self.value is None else csv_value(self._get(row, self.value))
+        return csv_value(self._get(row, self.key)), value
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, dict):
+        raise RecordTypeError(
+            "the built-in JSON mapper takes strings, numbers, bools, null and arrays, not objects"
+        )
+    if isinstance(v, int) and not isinstance(v, bool) and not -(2**63) <= v < 2**63:
+        if v < 2**64:
+            raise RecordTypeError(f"the integer {v} does not fit 64 bits")
+        return float(v)  # as the native mapper's JSON parser reads it
+    if isinstance(v, list):
+        return [_json_value(x) for x in v]
+    return v
+
+
+@dataclass(frozen=True)
+class JsonField:
+    """The built-in JSON-lines mapper: ``.map(JsonField("user.id", "amount"))`` turns each
+    record into the pair (the value at the dotted path ``key``, the value at ``value`` or
+    ``None``); a missing path gives ``None``. On JSON-lines inputs, followed by a built-in
+    reducer, it runs in Rust on the file's bytes (no Python object per line)."""
+
+    key: str
+    value: str | None = None
+
+    @staticmethod
+    def _at(doc: Any, path: str) -> Any:
+        for name in path.split("."):
+            if not isinstance(doc, dict):
+                return None
+            doc = doc.get(name)
+        return doc
+
+    def __call__(self, doc: Any) -> tuple[Any, Any]:
+        value = None if self.value is None else _json_value(self._at(doc, self.value))
+        return _json_value(self._at(doc, self.key)), value
 
 
 @dataclass(frozen=True)
@@ -119,7 +196,7 @@ class Plan:
             ops = ops + tuple(op for i in self.inputs for op in i.ops)
         sh = self.stages[stage].shuffle
         return bool(
-            any(not isinstance(op.fn, Tokenize) for op in ops)
+            any(not isinstance(op.fn, Tokenize | CsvField | JsonField) for op in ops)
             or sh.combiner is not None
             or sh.partitioner is not None
         )

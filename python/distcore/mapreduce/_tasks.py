@@ -28,8 +28,14 @@ from distcore._core import (
     UnpicklableError,
     reduce_runs,
 )
-from distcore.mapreduce._inputs import Split, iter_splits, read_batches, read_chunks
-from distcore.mapreduce._plan import Op, Plan, Tokenize, apply_ops
+from distcore.mapreduce._inputs import (
+    Split,
+    csv_header,
+    iter_splits,
+    read_batches,
+    read_chunks,
+)
+from distcore.mapreduce._plan import CsvField, JsonField, Op, Plan, Tokenize, apply_ops
 
 RunRange = tuple[Any, int, int]  # (bytes or path, start, end)
 
@@ -145,6 +151,9 @@ def _raise_at(ops: tuple[Op, ...], batch: Any, error: BaseException) -> None:
         for op in ops:
             try:
                 out = op.apply([rec])
+            except RecordTypeError as e:
+                # A built-in mapper's refusal keeps its type, as on the native path.
+                raise RecordTypeError(f"{e}; record {_show(rec)} at {batch.position(i)}") from e
             except Exception as e:
                 raise TaskError(
                     f"{op.kind} {_fn_name(op.fn)} raised {type(e).__name__}: {e}; "
@@ -178,19 +187,65 @@ def _pair_index(e: RecordTypeError) -> int | None:
     return None
 
 
-def _words_fast_path(plan: Plan, stage: int, inp: TaskInput) -> bool:
-    if stage != 0 or not isinstance(inp.split, Split) or inp.split.kind != "lines":
-        return False
+def _native_mapper(plan: Plan, stage: int, inp: TaskInput) -> Any:
+    """The built-in mapper that can run in Rust on this task's raw bytes, or ``None``: the
+    tokenizer on text lines into ``count``, a CSV or JSON field mapper on CSV or JSON lines into
+    a built-in reducer, each as the only operation."""
+    if stage != 0 or not isinstance(inp.split, Split):
+        return None
     ops = plan.inputs[inp.index].ops + plan.stages[0].ops
     sh = plan.stages[0].shuffle
-    return (
-        len(ops) == 1
-        and ops[0].kind == "flat_map"
-        and isinstance(ops[0].fn, Tokenize)
-        and sh.reducer == "count"
-        and not sh.keys_only
-        and sh.partitioner is None
-    )
+    if len(ops) != 1 or sh.keys_only or sh.partitioner is not None or sh.python_reducer:
+        return None
+    op, kind = ops[0], inp.split.kind
+    if isinstance(op.fn, Tokenize) and op.kind == "flat_map" and kind == "lines":
+        return op.fn if sh.reducer == "count" else None
+    if isinstance(op.fn, CsvField) and op.kind == "map" and kind == "csv":
+        return op.fn
+    if isinstance(op.fn, JsonField) and op.kind == "map" and kind == "jsonl":
+        return op.fn
+    return None
+
+
+def _column(split: Split, col: str | int | None) -> int | None:
+    if col is None or isinstance(col, int):
+        return col
+    header = csv_header(split)
+    if header is None or col not in header:
+        raise ValueError(f"{split.source}: no column {col!r} (header: {header})")
+    return header.index(col)
+
+
+def _native_map(writer: ShuffleWriter, mapper: Any, split: Split) -> int:
+    """Runs a built-in mapper over the split's raw bytes (2 MB chunks: the reader holds a few at
+    once, and they count against memory). Returns the records read."""
+    records = 0
+    chunks = read_chunks(split, chunk_bytes=2 << 20)
+    if isinstance(mapper, Tokenize):
+        for offset, chunk in chunks:
+            try:
+                writer.add_words(chunk)
+            except DecodeError as e:
+                raise DecodeError(f"{split.source}, chunk at byte {offset}: {e}") from None
+            records += chunk.count(b"\n")
+    elif isinstance(mapper, CsvField):
+        key, value = _column(split, mapper.key), _column(split, mapper.value)
+        assert key is not None
+        delimiter = str(split.option("delimiter", ","))
+        for _, chunk in chunks:
+            try:
+                records += writer.add_csv(
+                    chunk, key=key, value=value, delimiter=delimiter, first_row=records
+                )
+            except (DecodeError, ValueError, RecordTypeError) as e:
+                raise type(e)(f"{split.source}, {e}") from None
+    else:
+        for offset, chunk in chunks:
+            try:
+                records += writer.add_json(chunk, key=mapper.key, value=mapper.value, offset=offset)
+            except (DecodeError, RecordTypeError) as e:
+                raise type(e)(f"{split.source}, {e}") from None
+    return records
 
 
 def _commit(tmp: str | None, path: str | None) -> None:
@@ -222,15 +277,10 @@ def map_task(
         sh.writer_reducer, partitions, seed=seed, memory_limit=memory_limit, spill_dir=spill_dir
     )
     records = 0
-    if _words_fast_path(plan, stage, inp):
+    native = _native_mapper(plan, stage, inp)
+    if native is not None:
         assert isinstance(inp.split, Split)
-        # 2 MB chunks: the reader holds a few chunks at once, and that counts against memory.
-        for offset, chunk in read_chunks(inp.split, chunk_bytes=2 << 20):
-            try:
-                writer.add_words(chunk)
-            except DecodeError as e:
-                raise DecodeError(f"{inp.split.source}, chunk at byte {offset}: {e}") from None
-            records += chunk.count(b"\n")
+        records = _native_map(writer, native, inp.split)
     else:
         for batch in _batches(inp):
             records += len(batch.records)

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use distcore_core::shuffle::combine::{self, Combiner, Stats};
 use distcore_core::shuffle::reduce::Reducer;
 use distcore_core::shuffle::run::{Merge, RunWriter, Source};
-use distcore_core::shuffle::{codec, words};
+use distcore_core::shuffle::{codec, fields, words};
 use distcore_core::Error;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -223,6 +223,51 @@ impl ShuffleWriter {
             })
         })
         .map_err(|e| PyDistError(e).into())
+    }
+
+    /// The built-in CSV field mapper: for each row of ``chunk`` (whole rows, no header), the pair
+    /// (column ``key``, column ``value`` or ``None``), fields typed as ``CsvField`` types them.
+    /// GIL released. Returns the rows taken; ``first_row`` numbers rows in messages.
+    #[pyo3(signature = (chunk, *, key, value = None, delimiter = ",", first_row = 0))]
+    fn add_csv(
+        &mut self,
+        py: Python<'_>,
+        chunk: &Bound<'_, PyBytes>,
+        key: usize,
+        value: Option<usize>,
+        delimiter: &str,
+        first_row: u64,
+    ) -> PyResult<u64> {
+        let [d] = delimiter.as_bytes() else {
+            return Err(PyValueError::new_err(format!(
+                "the delimiter must be one ASCII character, not {delimiter:?}"
+            )));
+        };
+        let (chunk, d) = (chunk.as_bytes(), *d);
+        let c = self.combiner()?;
+        py.detach(|| fields::csv_pairs(chunk, d, key, value, first_row, |k, v| c.add(k, v)))
+            .map_err(|e| PyDistError(e).into())
+    }
+
+    /// The built-in JSON-lines field mapper: for each line of ``chunk``, the pair (the value at
+    /// the dotted path ``key``, the value at ``value`` or ``None``), as ``JsonField`` gives it.
+    /// GIL released. Returns the records taken; ``offset`` (the chunk's byte offset in its file)
+    /// places lines in messages.
+    #[pyo3(signature = (chunk, *, key, value = None, offset = 0))]
+    fn add_json(
+        &mut self,
+        py: Python<'_>,
+        chunk: &Bound<'_, PyBytes>,
+        key: &str,
+        value: Option<&str>,
+        offset: u64,
+    ) -> PyResult<u64> {
+        let path = |p: &str| p.split('.').map(str::to_owned).collect::<Vec<_>>();
+        let (key, value) = (path(key), value.map(path));
+        let chunk = chunk.as_bytes();
+        let c = self.combiner()?;
+        py.detach(|| fields::json_pairs(chunk, &key, value.as_deref(), offset, |k, v| c.add(k, v)))
+            .map_err(|e| PyDistError(e).into())
     }
 
     /// Bytes its table holds, as the memory budget counts them.

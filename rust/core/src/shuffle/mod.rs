@@ -7,11 +7,13 @@
 //! - [`combine`]: the map side (seeded hash partitioning, a combining table, spills to disk
 //!   under a memory budget, one sorted run per map task);
 //! - [`run`]: the run format and the k-way merge of the reduce side;
+//! - [`fields`]: the built-in CSV and JSON-lines field mappers;
 //! - [`words`]: the built-in word count (splitting as Python's `str.split()`);
 //! - [`sort`]: the stable parallel sort of (u64 key, u64 value) pairs.
 
 pub mod codec;
 pub mod combine;
+pub mod fields;
 pub mod reduce;
 pub mod run;
 pub mod sort;
