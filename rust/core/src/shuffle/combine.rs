@@ -96,25 +96,13 @@ impl Combiner {
         if partitions == 0 {
             return Err(Error::InvalidArgument("partitions must be >= 1".into()));
         }
-        // Under a budget the table is made once at the size the budget allows and never grows:
-        // growing copies it into one twice its size, and each freed copy is memory the
-        // allocator may keep. (The entries' pages are touched only as they fill.)
-        let table = if spill_dir.is_some() && memory_limit < usize::MAX / 2 {
-            // The table has a power of two of slots, 7/8 of them usable; each slot also needs
-            // a reference when the table is sorted for a spill.
-            let slots = memory_limit / (SLOT + std::mem::size_of::<usize>());
-            let buckets = if slots < 16 { 16 } else { 1 << slots.ilog2() };
-            HashTable::with_capacity(buckets / 8 * 7)
-        } else {
-            HashTable::new()
-        };
         Ok(Self {
             reducer,
             partitions,
             seed,
             memory_limit,
             spill_dir,
-            table,
+            table: HashTable::new(),
             heap: 0,
             spills: Vec::new(),
             stats: Stats::default(),
@@ -133,7 +121,7 @@ impl Combiner {
 
     /// Bytes its table holds, as the budget counts them.
     pub fn memory(&self) -> usize {
-        self.heap + self.table.len() * SLOT
+        self.heap + self.table.capacity() * SLOT
     }
 
     /// Folds a value into the entry of `key`: `fold(Some(state))` updates it, `fold(None)`
@@ -164,8 +152,8 @@ impl Combiner {
             self.heap = self.heap + e.state.heap_size() - before;
         } else {
             let state = fold(None)?.expect("a new entry's state");
-            if self.table.len() == self.table.capacity() && self.spill_dir.is_some() {
-                // Full: spill rather than grow (see `new`).
+            if self.table.len() == self.table.capacity() && self.would_outgrow() {
+                // Full, and growing would pass the budget: spill, and reuse the table.
                 self.spill()?;
             }
             let long_key = if key.len() > INLINE_KEY { key.len() } else { 0 };
@@ -223,6 +211,21 @@ impl Combiner {
             Some(s) => s.merge(r, state).map(|()| None),
             None => Ok(Some(state)),
         })
+    }
+
+    /// Whether growing the full table would pass the memory budget. Growing allocates a table
+    /// with twice the slots while the old one is still held (three times the old one's bytes),
+    /// and a spill later sorts an array of one reference per entry.
+    fn would_outgrow(&self) -> bool {
+        if self.spill_dir.is_none() {
+            return false;
+        }
+        // hashbrown keeps a power of two of slots, 7/8 of them usable.
+        let slots = ((self.table.capacity() + 1) * 8 / 7)
+            .next_power_of_two()
+            .max(4);
+        let grown = 3 * slots * SLOT + 2 * slots * std::mem::size_of::<usize>();
+        self.heap + grown > self.memory_limit
     }
 
     fn maybe_spill(&mut self) -> Result<()> {
