@@ -150,6 +150,14 @@ def test_group_by_key_and_python_reducers_keep_input_order(client: Any) -> None:
     assert on_dask(folded, client).to_dict() == want_fold == folded.to_dict()
 
 
+def test_a_job_without_a_shuffle_keeps_input_order(client: Any) -> None:
+    ds = read(range(5_000), split_records=400).map(lambda x: x * 7).filter(lambda x: x % 3)
+    want = [x * 7 for x in range(5_000) if x * 7 % 3]
+    with run(ds.plan, executor="dask", client=client) as r:
+        assert r.to_list() == want
+    assert ds.to_list() == want
+
+
 def test_a_two_stage_job_counts_words_then_counts_the_counts(client: Any, zipf_file: Path) -> None:
     counts = Counter(zipf_file.read_text(encoding="utf-8").split())
     want = Counter(counts.values())

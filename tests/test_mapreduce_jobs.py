@@ -455,3 +455,14 @@ def test_progress_bars_do_not_change_the_result(capsys: pytest.CaptureFixture[st
     got = read(["a b", "b"], format="items").flat_map(tokenize).count_by_key()
     assert got.to_dict(progress=True) == {"a": 1, "b": 2}
     assert "stage 1 map" in capsys.readouterr().err
+
+
+def test_a_job_without_a_shuffle_keeps_input_order(tmp_path: Path) -> None:
+    got = read(range(10_000), split_records=333).map(lambda x: x * 3).filter(lambda x: x % 2)
+    assert got.to_list() == [x * 3 for x in range(10_000) if x * 3 % 2]
+    path = tmp_path / "lines.txt"
+    path.write_text("".join(f"line {i}\n" for i in range(5_000)))
+    lines = read(path, split_bytes=4096).flat_map(lambda line: [line, line.upper()])
+    with lines.run(num_partitions=3) as r:
+        assert r.to_list() == [x for i in range(5_000) for x in (f"line {i}", f"LINE {i}")]
+        assert r.stats.stages[0].map_tasks > 5

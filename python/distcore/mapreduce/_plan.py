@@ -151,6 +151,8 @@ class Shuffle:
     partitioner: Fn | None = None
     num_partitions: int | None = None
     keys_only: bool = False
+    #: no shuffle asked for: records are keyed by (task, position) to keep input order
+    map_only: bool = False
 
     @property
     def writer_reducer(self) -> str:
@@ -270,6 +272,21 @@ class _Reduce:
 
 
 _first = operator.itemgetter(0)
+_second = operator.itemgetter(1)
+
+
+def with_a_stage(plan: Plan) -> Plan:
+    """A plan with no shuffle (map, flat_map, filter only), given the one stage that keeps its
+    records in input order: each keyed by (map task, position), folded by ``first``, the keys
+    dropped when read."""
+    if plan.stages:
+        return plan
+    return replace(
+        plan,
+        stages=(Stage((), Shuffle("first", map_only=True)),),
+        tail=(Op("map", _second), *plan.tail),
+        sort_keys=True,
+    )
 
 
 @dataclass(frozen=True)

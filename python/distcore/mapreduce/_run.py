@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from distcore.mapreduce._plan import Plan
+from distcore.mapreduce._plan import Plan, with_a_stage
 from distcore.mapreduce._result import Result
 
 
@@ -59,11 +59,8 @@ def run(
     OSError, DecodeError
         An input that cannot be read or is not UTF-8.
     """
-    if not plan.stages:
-        raise ValueError(
-            "the job has no shuffle: end it with a reducer (count_by_key, reduce_by_key, "
-            "group_by_key, ...)"
-        )
+    # A job of map, flat_map and filter only still runs as tasks, in input order.
+    plan = with_a_stage(plan)
     if retries < 0:
         raise ValueError(f"retries must be >= 0, got {retries}")
     if workers is not None and workers < 1:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import itertools
 import os
 import pickle
 from collections.abc import Iterator
@@ -81,6 +82,8 @@ class TaskInput:
 
     index: int
     split: Split | ResultSplit
+    #: the task's place among the first stage's tasks (orders a map-only job's output)
+    seq: int = 0
 
 
 #: Byte splits of text files: about four map tasks per worker, within these bounds.
@@ -102,10 +105,12 @@ def input_splits(plan: Plan, workers: int = 1) -> Iterator[TaskInput]:
     sets ``split_bytes``."""
     from distcore.mapreduce._result import Result
 
+    seq = itertools.count()
     for i, inp in enumerate(plan.inputs):
         if isinstance(inp.source, Result):
             for p, runs in enumerate(inp.source.partition_runs()):
-                yield TaskInput(i, ResultSplit(tuple(runs), f"result partition {p}"))
+                name = f"result partition {p}"
+                yield TaskInput(i, ResultSplit(tuple(runs), name), next(seq))
             continue
         options = dict(inp.options)
         if "split_bytes" not in options and _names_files(inp.source):
@@ -115,7 +120,7 @@ def input_splits(plan: Plan, workers: int = 1) -> Iterator[TaskInput]:
                 max(total // (4 * workers), MIN_SPLIT_BYTES), MAX_SPLIT_BYTES
             )
         for split in iter_splits(inp.source, format=inp.format, **options):
-            yield TaskInput(i, split)
+            yield TaskInput(i, split, next(seq))
 
 
 class _ResultBatch:
@@ -197,7 +202,7 @@ def _native_mapper(plan: Plan, stage: int, inp: TaskInput) -> Any:
         return None
     ops = plan.inputs[inp.index].ops + plan.stages[0].ops
     sh = plan.stages[0].shuffle
-    if len(ops) != 1 or sh.keys_only or sh.partitioner is not None or sh.python_reducer:
+    if len(ops) != 1 or sh.keys_only or sh.map_only or sh.partitioner or sh.python_reducer:
         return None
     op, kind = ops[0], inp.split.kind
     if isinstance(op.fn, Tokenize) and op.kind == "flat_map" and kind == "lines":
@@ -316,7 +321,7 @@ def _map_task(
     writer = ShuffleWriter(
         sh.writer_reducer, partitions, seed=seed, memory_limit=memory_limit, spill_dir=spill_dir
     )
-    records = 0
+    records = emitted = 0
     native = _native_mapper(plan, stage, inp)
     if native is not None:
         assert isinstance(inp.split, Split)
@@ -328,6 +333,10 @@ def _map_task(
                 out = apply_ops(ops, batch.records)
             except Exception as e:
                 _raise_at(ops, batch, e)
+            if sh.map_only:
+                # Keyed by (task, position): the result reads back in input order.
+                out = [((inp.seq, emitted + j), r) for j, r in enumerate(out)]
+                emitted += len(out)
             try:
                 if sh.keys_only:
                     writer.add_keys(out)
