@@ -6,6 +6,10 @@ partitioning, sorting, combining, spilling and merging in Rust, on this machine 
   ``reduce_by_key``, ``group_by_key``, ``fold_by_key``, ``count_by_key``, ``frequencies``,
   ``distinct``, ``sort_by_key``, ``join``, ``top_k``) build the job, :meth:`Dataset.run` runs it;
 - :class:`Job` is the same in mrjob's shape (mapper, reducer, combiner, ``then``);
+- ``tokenize``, :class:`CsvField` and :class:`JsonField` are built-in mappers: into a built-in
+  reducer they run in Rust on the files' bytes;
+- jobs run on this machine (``executor="local"``: threads, worker processes) or on a Dask cluster
+  (``executor="dask"``), with the same result; ``docs/mapreduce.md`` has the whole story;
 - :func:`word_count` counts the words of files or text exactly as ``collections.Counter(
   text.split())`` would, in Rust on every core with the GIL released: the built-in
   tokenize-and-count job, with no Python object per word;
