@@ -160,7 +160,7 @@ def _demo_mapreduce(console: Console) -> None:
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "corpus.txt"
         path.write_text(text)
-        table = Table("read(f).flat_map(...).count_by_key()", "words", "= Counter", "shuffled", "s")
+        table = Table("count_by_key() job", "words", "= Counter", "shuffled", "seconds")
         jobs = {
             "built-in tokenizer, threads": read(path).flat_map(tokenize),
             "Python mapper, processes": read(path).flat_map(_demo_word_pairs),
