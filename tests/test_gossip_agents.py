@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from services._common import Child, free_port, port_accepts, stop_children
+from services._common import Child, free_ports, port_accepts, stop_children
 
 AGENTS = 10
 # memberlist's local profile, faster: suspicion lasts 3 * max(1, log10 n) * 0.2 s = 0.6 s at least.
@@ -37,7 +37,7 @@ TIMINGS = [
 class Agent:
     def __init__(self, name: str, join: int | None) -> None:
         self.name = name
-        self.port, self.rpc = free_port(), free_port()
+        self.port, self.rpc = free_ports(2)
         argv = [
             sys.executable,
             "-m",

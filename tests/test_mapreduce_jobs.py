@@ -466,3 +466,18 @@ def test_a_job_without_a_shuffle_keeps_input_order(tmp_path: Path) -> None:
     with lines.run(num_partitions=3) as r:
         assert r.to_list() == [x for i in range(5_000) for x in (f"line {i}", f"LINE {i}")]
         assert r.stats.stages[0].map_tasks > 5
+
+
+def _by_first_letter(key: str, n: int) -> int:
+    return (ord(key[0]) - ord("a")) % n
+
+
+def test_a_users_partitioner_places_the_keys_and_a_bad_one_is_a_task_error() -> None:
+    words = ["apple", "avocado", "banana", "cherry", "cranberry", "apple"] * 50
+    ds = read(words, format="items").map(lambda w: (w, 1))
+    with ds.reduce_by_key(operator.add, partitioner=_by_first_letter, num_partitions=3).run() as r:
+        assert r.to_dict() == collections.Counter(words)
+        parts = [[k for k, _ in RunReader("first", runs).read(100)] for runs in r.partition_runs()]
+    assert parts == [["apple", "avocado"], ["banana"], ["cherry", "cranberry"]]
+    with pytest.raises(TaskError, match=r"returned 7, not an int in \[0, 3\)"):
+        ds.count_by_key(partitioner=lambda k, n: 7, num_partitions=3).to_dict()

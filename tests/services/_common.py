@@ -52,6 +52,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_ports(count: int, taken: set[int] | None = None) -> list[int]:
+    """`count` distinct free ports, none in `taken`. free_port closes its socket, so the kernel
+    may hand the same port out twice in a row: two servers told one port would then both look
+    up (the second dies, the first answers for it)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        p = free_port()
+        if p not in ports and p not in (taken or set()):
+            ports.append(p)
+    return ports
+
+
 def port_is_free(port: int) -> bool:
     """True if nothing listens on 127.0.0.1:`port` and we could bind it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

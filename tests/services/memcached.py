@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Self
 
-from ._common import HOST, Child, free_port, port_is_free, require_binary, service_unavailable
+from ._common import HOST, Child, free_ports, port_is_free, require_binary, service_unavailable
 
 DEFAULT_PORT = 11211
 MAX_KEY_LENGTH = 250
@@ -96,7 +96,11 @@ def start_memcached_servers(count: int, port: int | None = None) -> list[Memcach
     started: list[MemcachedServer] = []
     failed: list[MemcachedServer] = []
     for _ in range(START_ATTEMPTS):
-        ports = [port] if port is not None else [free_port() for _ in range(count - len(started))]
+        ports = (
+            [port]
+            if port is not None
+            else free_ports(count - len(started), taken={s.port for s in started})
+        )
         # SIGKILL: memcached only acts on SIGTERM at its next 1 s clock tick, and a
         # test cache has nothing to save.
         batch = [MemcachedServer(p, Child(_argv(binary, p), signal.SIGKILL)) for p in ports]

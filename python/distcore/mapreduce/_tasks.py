@@ -341,7 +341,7 @@ def _map_task(
                 if sh.keys_only:
                     writer.add_keys(out)
                 elif sh.partitioner is not None:
-                    parts = _partition(sh.partitioner, out, partitions, batch)
+                    parts = _partition(sh.partitioner, out, partitions)
                     writer.add_pairs(out, parts)
                 else:
                     writer.add_pairs(out)
@@ -365,7 +365,7 @@ def _map_task(
     return data, offsets, stats
 
 
-def _partition(fn: Any, pairs: list[Any], n: int, batch: Any) -> list[int]:
+def _partition(fn: Any, pairs: list[Any], n: int) -> list[int]:
     try:
         parts = [fn(kv[0], n) for kv in pairs]
     except Exception as e:
@@ -408,7 +408,7 @@ def _combine(
                     f"combiner {_fn_name(fn)} raised {type(e).__name__}: {e}; key {_show(k)}"
                 ) from e
         if sh.partitioner is not None:
-            out.add_pairs(combined, _partition(sh.partitioner, combined, partitions, None))
+            out.add_pairs(combined, _partition(sh.partitioner, combined, partitions))
         else:
             out.add_pairs(combined)
     if grouped is not None:
