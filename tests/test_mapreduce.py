@@ -17,6 +17,8 @@ from distcore.cli import main
 from distcore.exceptions import DecodeError
 from distcore.mapreduce import sort_by_key, word_count
 
+from texts import write_zipf
+
 #: Every character str.isspace() accepts, and look-alikes it does not.
 SPACES = (
     "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2005\u200a\u2028\u2029\u202f\u205f\u3000"
@@ -42,27 +44,12 @@ def test_any_text_counts_as_counter_of_str_split(text: str) -> None:
     assert word_count(text=text) == Counter(text.split())
 
 
-def zipf_text(rng: random.Random, words: int) -> str:
-    vocab = [f"w{i}" for i in range(2000)] + ["été", "naïve", "字", "😀x"]
-    weights = [1 / (i + 1) for i in range(len(vocab))]
-    chosen = rng.choices(vocab, weights, k=words)
-    lines, line = [], []
-    for w in chosen:
-        line.append(w)
-        if rng.random() < 0.08:
-            lines.append(rng.choice([" ", "\t", "\u3000"]).join(line))
-            line = []
-            if rng.random() < 0.1:
-                lines.append("")  # empty lines
-    return "\n".join(lines)
-
-
 def test_files_count_as_counter_on_every_thread_count(tmp_path: Path) -> None:
     rng = random.Random(5)
     files = []
     for i in range(3):
         f = tmp_path / f"part{i}.txt"
-        f.write_text(zipf_text(rng, 400_000), encoding="utf-8")  # ~2.5 MB: several threads
+        write_zipf(f, rng, 400_000)  # ~2.5 MB: several threads
         files.append(f)
     want: Counter[str] = Counter()
     for f in files:

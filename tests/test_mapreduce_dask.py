@@ -29,6 +29,7 @@ from distcore.exceptions import (
 from distcore.mapreduce import Dataset, Result, read, run, tokenize
 
 from services._common import HOST, free_port, service_unavailable
+from texts import write_zipf
 
 pytestmark = pytest.mark.services
 
@@ -73,26 +74,11 @@ def on_dask(ds: Dataset, client: Any, **kw: Any) -> Result:
     return ds.run(executor="dask", client=client, **kw)
 
 
-def zipf_lines(rng: random.Random, words: int) -> list[str]:
-    vocab = [f"w{i}" for i in range(3000)] + ["été", "naïve", "字", "😀x", "e\u0301"]
-    weights = [1 / (i + 1) for i in range(len(vocab))]
-    chosen = rng.choices(vocab, weights, k=words)
-    lines, line = [], []
-    for w in chosen:
-        line.append(w)
-        if rng.random() < 0.08:
-            lines.append(rng.choice([" ", "\t", "\u3000", "  "]).join(line))
-            line = []
-            if rng.random() < 0.05:
-                lines.append("")
-    return lines
-
-
 @pytest.fixture(scope="module")
 def zipf_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """About 3 MB of Zipf-distributed words, some non-ASCII, with odd spaces and empty lines."""
     path = tmp_path_factory.mktemp("dask") / "zipf.txt"
-    path.write_text("\n".join(zipf_lines(random.Random(11), 600_000)) + "\n", encoding="utf-8")
+    write_zipf(path, random.Random(11), 600_000)
     return path
 
 

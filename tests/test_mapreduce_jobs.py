@@ -8,6 +8,7 @@ import functools
 import itertools
 import operator
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -28,31 +29,13 @@ from distcore.exceptions import (
 )
 from distcore.mapreduce import Job, partition_of, read, tokenize, union
 
-
-def _zipf_text(path: Path, words: int, seed: int = 7) -> str:
-    rng = np.random.default_rng(seed)
-    vocab = [f"w{i}" for i in range(5000)]
-    vocab[3:6] = ["é", "日本", "naïve"]
-    vocab[4000] = "x" * 10_000  # a huge key, a few times
-    ranks = np.minimum(rng.zipf(1.2, words), len(vocab)) - 1
-    lines, line = [], []
-    for i, r in enumerate(ranks):
-        line.append(vocab[r])
-        if i % 11 == 10:
-            lines.append(" ".join(line))
-            line = []
-            if i % 7 == 0:
-                lines.append("")  # empty lines count nothing
-    lines.append("\t".join(line) + "\u3000tail")
-    text = "\n".join(lines) + "\n"
-    path.write_text(text, encoding="utf-8")
-    return text
+from texts import write_zipf
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     path = tmp_path_factory.mktemp("mr") / "zipf.txt"
-    return path, _zipf_text(path, 300_000)
+    return path, write_zipf(path, random.Random(7), 300_000, huge_word=True)
 
 
 def _py_pairs(line: str) -> list[tuple[str, int]]:
