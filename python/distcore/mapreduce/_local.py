@@ -11,6 +11,7 @@ mixes.
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import shutil
 import sys
@@ -19,14 +20,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
-from contextlib import ExitStack
+from dataclasses import dataclass
 from multiprocessing.context import ForkServerContext, ForkServerProcess
 from typing import Any
 
 from distcore._core import WorkerLostError
 from distcore.mapreduce._plan import Plan
 from distcore.mapreduce._progress import Progress
-from distcore.mapreduce._result import Result, StageStats, Stats
+from distcore.mapreduce._result import Result, RunRange, StageStats, Stats
 from distcore.mapreduce._tasks import (
     ResultSplit,
     TaskInput,
@@ -190,6 +191,45 @@ def default_memory_limit() -> int:
         return 2 << 30
 
 
+@dataclass
+class _Executors:
+    """What a local job's phases run on: threads for built-in work, the kept worker processes
+    for user functions, and the progress bars."""
+
+    threads: ThreadPoolExecutor
+    processes: _Workers
+    workers: int
+    retries: int
+    bar: Progress
+
+    def phase(
+        self,
+        name: str,
+        total: int | None,
+        tasks: Iterable[Task],
+        *,
+        python: bool,
+        on_done: Callable[[int, Any], int],
+    ) -> tuple[int, float]:
+        """Runs one phase's tasks; ``on_done(n, result)`` returns the records the task made, for
+        the bar. Returns the tasks run again after a worker died, and the phase's seconds."""
+        started = time.perf_counter()
+        self.bar.phase(name, total)
+
+        def done(n: int, result: Any) -> None:
+            self.bar.advance(name, on_done(n, result))
+
+        retried = _run_tasks(
+            tasks,
+            threads=None if python else self.threads,
+            processes=self.processes if python else None,
+            in_flight=2 * self.workers,
+            retries=self.retries,
+            on_done=done,
+        )
+        return retried, time.perf_counter() - started
+
+
 def run_local(
     plan: Plan,
     *,
@@ -210,20 +250,11 @@ def run_local(
     started = time.perf_counter()
     stats = Stats("local", 0)
     try:
-        with ExitStack() as stack:
-            threads = stack.enter_context(ThreadPoolExecutor(workers))
-            processes = _workers(workers)
-            bar = stack.enter_context(Progress(progress))
-            parts: list[list[tuple[Any, int, int]]] = []
+        with ThreadPoolExecutor(workers) as threads, Progress(progress) as bar:
+            run = _Executors(threads, _workers(workers), workers, retries, bar)
+            parts: list[list[RunRange]] = []
             for s, stage in enumerate(plan.stages):
-                partitions = stage.shuffle.num_partitions or num_partitions or workers
-                stats.partitions = partitions
-                st = StageStats()
-                stats.stages.append(st)
-                sdir = os.path.join(workdir, f"stage-{s}")
-                os.makedirs(sdir)
-                spill_dir = os.path.join(sdir, "spill")
-                os.makedirs(spill_dir)
+                stats.partitions = stage.shuffle.num_partitions or num_partitions or workers
                 inputs: Iterable[TaskInput] = (
                     input_splits(plan, workers)
                     if s == 0
@@ -232,98 +263,83 @@ def run_local(
                         for p, runs in enumerate(parts)
                     )
                 )
-                maps: dict[int, tuple[str, list[int]]] = {}
-                python_map = plan.uses_python(s)
-
-                def map_tasks(
-                    inputs: Iterable[TaskInput] = inputs,
-                    s: int = s,
-                    sdir: str = sdir,
-                    spill_dir: str = spill_dir,
-                    partitions: int = partitions,
-                ) -> Iterator[Task]:
-                    for i, inp in enumerate(inputs):
-                        out = os.path.join(sdir, f"map-{i:05d}.run")
-                        kw = dict(
-                            seed=seed, memory_limit=per_task, spill_dir=spill_dir, out_path=out
-                        )
-                        yield map_task, (blob, s, inp, partitions), kw
-
-                def map_done(
-                    n: int,
-                    r: Any,
-                    st: StageStats = st,
-                    sdir: str = sdir,
-                    maps: dict[int, tuple[str, list[int]]] = maps,
-                    s: int = s,
-                ) -> None:
-                    _, offsets, task_stats = r
-                    maps[n] = (os.path.join(sdir, f"map-{n:05d}.run"), offsets)
-                    st.add_map(task_stats)
-                    bar.advance(f"stage {s + 1} map", task_stats["input_records"])
-
-                t0 = time.perf_counter()
-                bar.phase(f"stage {s + 1} map", None)
-                st.retried_tasks += _run_tasks(
-                    map_tasks(),
-                    threads=None if python_map else threads,
-                    processes=processes if python_map else None,
-                    in_flight=2 * workers,
-                    retries=retries,
-                    on_done=map_done,
+                st = StageStats()
+                stats.stages.append(st)
+                sdir = os.path.join(workdir, f"stage-{s}")
+                parts = _run_stage(
+                    plan, s, blob, inputs, stats.partitions, run, st, sdir, seed, per_task
                 )
-                st.map_seconds = time.perf_counter() - t0
-
-                order = sorted(maps)
-                results: dict[int, tuple[str, int, int]] = {}
-
-                def reduce_tasks(
-                    s: int = s,
-                    sdir: str = sdir,
-                    partitions: int = partitions,
-                    maps: dict[int, tuple[str, list[int]]] = maps,
-                    order: list[int] = order,
-                ) -> Iterator[Task]:
-                    for p in range(partitions):
-                        runs = [
-                            (maps[n][0], maps[n][1][p], maps[n][1][p + 1])
-                            for n in order
-                            if maps[n][1][p + 1] > maps[n][1][p]
-                        ]
-                        out = os.path.join(sdir, f"part-{p:05d}.run")
-                        yield reduce_task, (blob, s, runs), {"out_path": out}
-
-                def reduce_done(
-                    p: int,
-                    r: Any,
-                    st: StageStats = st,
-                    sdir: str = sdir,
-                    results: dict[int, tuple[str, int, int]] = results,
-                    s: int = s,
-                ) -> None:
-                    _, length, records = r
-                    results[p] = (os.path.join(sdir, f"part-{p:05d}.run"), 0, length)
-                    st.reduce_tasks += 1
-                    st.output_records += records
-                    bar.advance(f"stage {s + 1} reduce", records)
-
-                t0 = time.perf_counter()
-                bar.phase(f"stage {s + 1} reduce", partitions)
-                python_reduce = stage.shuffle.python_reducer is not None
-                st.retried_tasks += _run_tasks(
-                    reduce_tasks(),
-                    threads=None if python_reduce else threads,
-                    processes=processes if python_reduce else None,
-                    in_flight=2 * workers,
-                    retries=retries,
-                    on_done=reduce_done,
-                )
-                st.reduce_seconds = time.perf_counter() - t0
-                for path, _ in maps.values():
-                    os.unlink(path)
-                parts = [[results[p]] for p in range(partitions)]
         stats.seconds = time.perf_counter() - started
         return Result(parts, tail=plan.tail, sort_keys=plan.sort_keys, stats=stats, workdir=workdir)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
+
+
+def _run_stage(
+    plan: Plan,
+    s: int,
+    blob: bytes,
+    inputs: Iterable[TaskInput],
+    partitions: int,
+    run: _Executors,
+    st: StageStats,
+    sdir: str,
+    seed: int,
+    per_task: int,
+) -> list[list[RunRange]]:
+    """One stage: its map tasks write sorted runs under ``sdir``, its reduce tasks merge each
+    partition's ranges of them into a result run there. Returns the partitions' result runs."""
+    spill_dir = os.path.join(sdir, "spill")
+    os.makedirs(spill_dir)
+    in_stage = functools.partial(os.path.join, sdir)
+    maps: dict[int, list[int]] = {}  # map task -> its run's partition offsets
+
+    def map_tasks() -> Iterator[Task]:
+        for n, inp in enumerate(inputs):
+            kw = {
+                "seed": seed,
+                "memory_limit": per_task,
+                "spill_dir": spill_dir,
+                "out_path": in_stage(f"map-{n:05d}.run"),
+            }
+            yield map_task, (blob, s, inp, partitions), kw
+
+    def map_done(n: int, result: Any) -> int:
+        _, maps[n], task_stats = result
+        st.add_map(task_stats)
+        return int(task_stats["input_records"])
+
+    st.retried_tasks, st.map_seconds = run.phase(
+        f"stage {s + 1} map", None, map_tasks(), python=plan.uses_python(s), on_done=map_done
+    )
+
+    lengths: dict[int, int] = {}  # partition -> its result run's length
+
+    def reduce_tasks() -> Iterator[Task]:
+        for p in range(partitions):
+            runs = [
+                (in_stage(f"map-{n:05d}.run"), maps[n][p], maps[n][p + 1])
+                for n in sorted(maps)
+                if maps[n][p + 1] > maps[n][p]
+            ]
+            yield reduce_task, (blob, s, runs), {"out_path": in_stage(f"part-{p:05d}.run")}
+
+    def reduce_done(p: int, result: Any) -> int:
+        _, lengths[p], records = result
+        st.reduce_tasks += 1
+        st.output_records += records
+        return int(records)
+
+    python_reduce = plan.stages[s].shuffle.python_reducer is not None
+    retried, st.reduce_seconds = run.phase(
+        f"stage {s + 1} reduce",
+        partitions,
+        reduce_tasks(),
+        python=python_reduce,
+        on_done=reduce_done,
+    )
+    st.retried_tasks += retried
+    for n in maps:
+        os.unlink(in_stage(f"map-{n:05d}.run"))
+    return [[(in_stage(f"part-{p:05d}.run"), 0, lengths[p])] for p in range(partitions)]

@@ -13,6 +13,7 @@ from typing import Any
 from distcore._core import RunReader
 from distcore.mapreduce._plan import Op, apply_ops
 
+#: A range of a run: ``(bytes or file path, start, end)``.
 RunRange = tuple[Any, int, int]
 
 

@@ -39,8 +39,7 @@ from distcore.mapreduce._inputs import (
     read_chunks,
 )
 from distcore.mapreduce._plan import CsvField, JsonField, Op, Plan, Tokenize, apply_ops
-
-RunRange = tuple[Any, int, int]  # (bytes or path, start, end)
+from distcore.mapreduce._result import RunRange
 
 #: Records per batch across the Python boundary.
 BATCH_RECORDS = 8192
@@ -397,16 +396,8 @@ def _combine(
     out = ShuffleWriter(
         "collect", partitions, seed=seed, memory_limit=memory_limit, spill_dir=spill_dir
     )
-    fn = sh.combiner
     while batch := reader.read(BATCH_RECORDS):
-        combined = []
-        for k, vs in batch:
-            try:
-                combined.append((k, fn(k, vs)))
-            except Exception as e:
-                raise TaskError(
-                    f"combiner {_fn_name(fn)} raised {type(e).__name__}: {e}; key {_show(k)}"
-                ) from e
+        combined = _fold_groups("combiner", sh.combiner, batch)
         if sh.partitioner is not None:
             out.add_pairs(combined, _partition(sh.partitioner, combined, partitions))
         else:
@@ -418,6 +409,21 @@ def _combine(
     result[2]["spills"] += stats["spills"]
     result[2]["spilled_bytes"] += stats["spilled_bytes"]
     return result
+
+
+def _fold_groups(role: str, fn: Any, groups: list[tuple[Any, list[Any]]]) -> list[Any]:
+    """``(key, fn(key, values))`` for each group; :class:`TaskError` naming the function (a
+    ``role``), the key and its value count if ``fn`` raises."""
+    out = []
+    for k, vs in groups:
+        try:
+            out.append((k, fn(k, vs)))
+        except Exception as e:
+            raise TaskError(
+                f"{role} {_fn_name(fn)} raised {type(e).__name__}: {e}; "
+                f"key {_show(k)} with {len(vs)} values"
+            ) from e
+    return out
 
 
 def reduce_task(
@@ -445,16 +451,7 @@ def _reduce_task(
         reader = RunReader("collect", runs)
         writer = ResultWriter(tmp)
         while batch := reader.read(BATCH_RECORDS):
-            out = []
-            for k, vs in batch:
-                try:
-                    out.append((k, fn(k, vs)))
-                except Exception as e:
-                    raise TaskError(
-                        f"reducer {_fn_name(fn)} raised {type(e).__name__}: {e}; "
-                        f"key {_show(k)} with {len(vs)} values"
-                    ) from e
-            writer.add_pairs(out)
+            writer.add_pairs(_fold_groups("reducer", fn, batch))
         result = writer.finish()
     _commit(tmp, out_path)
     return result
