@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use distcore_core::shuffle::combine::{self, Combiner, Stats};
 use distcore_core::shuffle::reduce::Reducer;
-use distcore_core::shuffle::run::{Merge, RunWriter, Source};
+use distcore_core::shuffle::run::{Merge, RunWriter, SharedBytes, Source};
 use distcore_core::shuffle::{codec, fields, words};
 use distcore_core::Error;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use super::values;
@@ -303,15 +304,16 @@ impl ShuffleWriter {
     }
 }
 
-/// A run's range, as Python passes it: ``(bytes or path, start, end)``.
+/// A run's range, as Python passes it: ``(bytes or path, start, end)``. Bytes are read in place
+/// (kept alive, not copied), however many ranges share them.
 fn sources(items: &Bound<'_, PyList>) -> PyResult<Vec<Source>> {
     items
         .iter()
         .map(|item| {
             let (data, start, end): (Bound<'_, PyAny>, u64, u64) = item.extract()?;
             let src = if let Ok(b) = data.cast::<PyBytes>() {
-                let arc: Arc<[u8]> = b.as_bytes().into();
-                Source::memory(arc, start as usize, end as usize)
+                let shared: SharedBytes = Arc::new(PyBackedBytes::from(b.clone()));
+                Source::memory(shared, start as usize, end as usize)
             } else {
                 let path: PathBuf = data.extract()?;
                 Source::file(&path, start, end)

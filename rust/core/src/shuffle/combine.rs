@@ -335,7 +335,7 @@ mod tests {
 
     /// Everything a finished run holds, per partition, as (key, count) in order.
     fn read_all(data: &[u8], offsets: &[u64], reducer: Reducer) -> Vec<Vec<(Vec<u8>, State)>> {
-        let data: Arc<[u8]> = data.into();
+        let data = Arc::new(data.to_vec());
         (0..offsets.len() - 1)
             .map(|p| {
                 let src =

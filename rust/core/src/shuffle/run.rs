@@ -38,10 +38,13 @@ fn io_error(e: &io::Error, what: &str) -> Error {
     Error::Io(format!("{what}: {e}"))
 }
 
+/// A run held in memory, shared without copying (a `Vec`, or bytes a caller owns).
+pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
 /// Where a run's range is read from.
 enum Input {
     Memory {
-        data: Arc<[u8]>,
+        data: SharedBytes,
         at: usize,
         end: usize,
     },
@@ -62,11 +65,11 @@ pub struct Source {
 
 impl Source {
     /// The records of `data[start..end]`.
-    pub fn memory(data: Arc<[u8]>, start: usize, end: usize) -> Result<Self> {
-        if start > end || end > data.len() {
+    pub fn memory(data: SharedBytes, start: usize, end: usize) -> Result<Self> {
+        let len = (*data).as_ref().len();
+        if start > end || end > len {
             return Err(Error::InvalidArgument(format!(
-                "run range {start}..{end} is outside its {} bytes",
-                data.len()
+                "run range {start}..{end} is outside its {len} bytes"
             )));
         }
         Ok(Self {
@@ -110,7 +113,7 @@ impl Source {
                 if *at + out.len() > *end {
                     return Err(corrupt());
                 }
-                out.copy_from_slice(&data[*at..*at + out.len()]);
+                out.copy_from_slice(&(**data).as_ref()[*at..*at + out.len()]);
                 *at += out.len();
             }
             Input::File { reader, left } => {
@@ -287,7 +290,7 @@ mod tests {
     use super::*;
     use crate::shuffle::codec::{encode, Value};
 
-    fn run_of(pairs: &[(&str, u64)]) -> Arc<[u8]> {
+    fn run_of(pairs: &[(&str, u64)]) -> Arc<Vec<u8>> {
         let mut w = RunWriter::new(Vec::new(), 1);
         for (k, n) in pairs {
             w.record(&encode(&Value::Str((*k).into())), &State::Count(*n))
@@ -295,7 +298,7 @@ mod tests {
         }
         let (data, offsets) = w.finish(1).unwrap();
         assert_eq!(offsets, vec![0, data.len() as u64]);
-        data.into()
+        Arc::new(data)
     }
 
     #[test]
